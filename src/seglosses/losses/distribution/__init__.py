@@ -1,0 +1,1 @@
+"""Distribution losses."""
