@@ -38,6 +38,8 @@ class LossInfo:
         compilable: whether ``torch.compile(fullgraph=True)`` is expected to work.
         needs_distance_maps: whether the loss computes distance transforms of masks.
         in_paper: whether the loss is one of the survey's nine experiment losses.
+        batch_dependent: whether a sample's value depends on the other samples of the batch
+            (e.g. a weight computed from the whole batch target).
         notes: where we differ from the survey or peers, and why.
     """
 
@@ -53,6 +55,7 @@ class LossInfo:
     compilable: bool = True
     needs_distance_maps: bool = False
     in_paper: bool = False
+    batch_dependent: bool = False
     notes: str = ""
     cls: Any = None
     function: Callable[..., torch.Tensor] | None = None

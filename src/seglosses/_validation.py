@@ -155,3 +155,11 @@ def check_labels(labels: Tensor, name: str, num_classes: int, ignore_index: int 
             f"`{name}` class indices must lie in [0, {num_classes}){extra} for C = {num_classes} "
             f"channels; got labels in [{lo}, {hi}]"
         )
+
+
+def check_supported_mode(mode: str, supported: Sequence[str], loss: str) -> None:
+    """Require a loss to be used only in the modes it supports."""
+    if mode not in supported:
+        raise ValueError(
+            f"`mode` {mode!r} is not supported by loss {loss!r}; supported modes: {list(supported)}"
+        )
