@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 import torch
+
+os.environ.setdefault("SEGLOSSES_CACHE", tempfile.mkdtemp(prefix="seglosses-doctest-cache-"))
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

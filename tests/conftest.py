@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import torch
+
+# Tests never write to the user's data cache.
+os.environ["SEGLOSSES_CACHE"] = tempfile.mkdtemp(prefix="seglosses-test-cache-")
+
+# Two pytest-xdist workers on two cores: one thread each avoids oversubscription.
+torch.set_num_threads(1)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

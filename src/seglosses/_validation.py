@@ -36,8 +36,12 @@ def set_validation(enabled: bool) -> None:
 
 
 def get_validation() -> bool:
-    """Whether data-dependent value checks are on."""
-    return _STATE["validate"]
+    """Whether data-dependent value checks are on.
+
+    They are always off while ``torch.compile`` traces a loss: reading tensor values would
+    break the graph.
+    """
+    return _STATE["validate"] and not torch.compiler.is_compiling()
 
 
 def shape_str(shape: Iterable[int]) -> str:
@@ -131,6 +135,14 @@ def check_values_in_unit_interval(tensor: Tensor, name: str, valid: Tensor | Non
     """Value check: every (valid) entry lies in [0, 1]."""
     if not get_validation() or tensor.dtype == torch.bool:
         return
+    # fast path: one pass, no boolean indexing; entries that do not count are replaced by an
+    # in-range value, so the verdict is that of the valid entries alone
+    if tensor.numel() == 0:
+        return
+    probe = tensor if valid is None else torch.where(valid, tensor, 0.0)
+    lo, hi = torch.stack(torch.aminmax(probe)).tolist()
+    if 0 <= lo and hi <= 1:
+        return
     values = tensor if valid is None else tensor[valid.expand_as(tensor)]
     if values.numel() == 0:
         return
@@ -144,6 +156,13 @@ def check_values_in_unit_interval(tensor: Tensor, name: str, valid: Tensor | Non
 def check_labels(labels: Tensor, name: str, num_classes: int, ignore_index: int | None) -> None:
     """Value check: integer labels in [0, C) or ``ignore_index``."""
     if not get_validation():
+        return
+    # fast path: one pass, no boolean indexing (ignored voxels replaced by the valid label 0)
+    if labels.numel() == 0:
+        return
+    probe = labels if ignore_index is None else labels.masked_fill(labels == ignore_index, 0)
+    lo, hi = torch.stack(torch.aminmax(probe)).tolist()
+    if 0 <= lo and hi < num_classes:
         return
     values = labels if ignore_index is None else labels[labels != ignore_index]
     if values.numel() == 0:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -36,11 +37,71 @@ def valid_count(prep: Prepared, batch: bool = False) -> Tensor:
     """Number of valid voxels N per (B, C) (or (1, C))."""
     shape = prep.values.shape
     if prep.weight is None:
-        n = torch.full(shape[:2], float(prep.values[0, 0].numel()), dtype=prep.values.dtype,
+        n = torch.full(shape[:2], float(math.prod(shape[2:])), dtype=prep.values.dtype,
                        device=prep.values.device)
+    elif prep.weight.shape[1] == 1:
+        # every channel counts the same voxels: sum once, not once per channel
+        n = prep.weight.sum(dim=prep.spatial_dims).expand(shape[:2]).contiguous()
     else:
         n = prep.weight.expand(shape).sum(dim=prep.spatial_dims)
     return n.sum(dim=0, keepdim=True) if batch else n
+
+
+class _SoftSums(torch.autograd.Function):
+    """``(sum p t w, sum p w)`` per (B, C) over the spatial dims, with a fused backward.
+
+    The values are those of ``weighted_sum(p * t)`` and ``weighted_sum(p)``. The gradient
+    ``w (g_tp t + g_p)`` is built in one buffer, where autograd would allocate the product
+    and the sum of the two branch gradients separately (on CPU every fresh full-size buffer
+    costs page faults). ``t`` and ``w`` are constants here (see :func:`soft_stats`).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, p: Tensor, t: Tensor, w: Tensor | None,
+                dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(t, w)
+        pt = p * t
+        if w is not None:
+            pt.mul_(w)
+            return pt.sum(dim=dims), (p * w).sum(dim=dims)
+        return pt.sum(dim=dims), p.sum(dim=dims)
+
+    @staticmethod
+    def backward(ctx: Any, g_tp: Tensor | None,
+                 g_p: Tensor | None) -> tuple[Tensor | None, None, None, None]:
+        t, w = ctx.saved_tensors
+        if g_tp is None and g_p is None:
+            return None, None, None, None
+        tail = (1,) * (t.dim() - 2)
+        if torch.is_grad_enabled():  # double backward: out of place, so it is recorded
+            grad = t * g_tp.view(*g_tp.shape, *tail) if g_tp is not None else 0.0
+            if g_p is not None:
+                grad = grad + g_p.view(*g_p.shape, *tail)
+            if w is not None:
+                grad = grad * w
+            return torch.broadcast_to(grad, t.shape), None, None, None
+        if g_tp is not None:
+            grad = t * g_tp.view(*g_tp.shape, *tail)
+            if g_p is not None:
+                grad.add_(g_p.view(*g_p.shape, *tail))
+        else:
+            grad = g_p.view(*g_p.shape, *tail).expand(t.shape).clone()
+        if w is not None:
+            grad.mul_(w)
+        return grad, None, None, None
+
+
+def _sum_pt_and_p(p: Tensor, prep: Prepared) -> tuple[Tensor, Tensor]:
+    """``weighted_sum(p * t)`` and ``weighted_sum(p)`` per (B, C), unpooled."""
+    t, w = prep.target, prep.weight
+    fused = (p.shape == t.shape and not t.requires_grad
+             and (w is None or not w.requires_grad)
+             and not torch.compiler.is_compiling())
+    if fused:
+        tp, sum_p = _SoftSums.apply(p, t, w, prep.spatial_dims)
+        return tp, sum_p
+    return weighted_sum(p * t, prep), weighted_sum(p, prep)
 
 
 def soft_stats(prep: Prepared, batch: bool = False, prob: Tensor | None = None) -> SoftStats:
@@ -51,9 +112,10 @@ def soft_stats(prep: Prepared, batch: bool = False, prob: Tensor | None = None) 
     """
     p = prep.prob if prob is None else prob
     t = prep.target
-    tp = weighted_sum(p * t, prep, batch)
-    sum_p = weighted_sum(p, prep, batch)
-    sum_t = weighted_sum(t, prep, batch)
+    tp, sum_p = _sum_pt_and_p(p, prep)
+    sum_t = weighted_sum(t, prep)
+    if batch:
+        tp, sum_p, sum_t = (v.sum(dim=0, keepdim=True) for v in (tp, sum_p, sum_t))
     n = valid_count(prep, batch)
     fp = sum_p - tp
     fn = sum_t - tp
@@ -63,7 +125,8 @@ def soft_stats(prep: Prepared, batch: bool = False, prob: Tensor | None = None) 
 
 def channel_mean(per_channel: Tensor, prep: Prepared) -> Tensor:
     """Average a region term L[b, c] over the channels used (weighted by ``class_weights``)."""
-    used = per_channel[:, prep.channels]
+    used = per_channel if len(prep.channels) == per_channel.shape[1] else \
+        per_channel[:, prep.channels]
     if prep.class_weights is None:
         return used.mean(dim=1)
     w = prep.class_weights[prep.channels]
@@ -91,6 +154,12 @@ def pixel_mean(per_voxel: Tensor, prep: Prepared, class_weighted: bool = True) -
     if prep.weight is None:
         total = per_voxel.flatten(1).sum(dim=1)
         return total / float(per_voxel[0].numel())
+    if prep.weight.shape[1] == 1:
+        # the same voxels count in every channel: count them once, without an expanded copy
+        # (0/1 weights: the count is an exact integer either way)
+        total = (per_voxel * prep.weight).flatten(1).sum(dim=1)
+        count = prep.weight.flatten(1).sum(dim=1) * shape[1]
+        return total / count.clamp_min(1.0)
     w = prep.weight.expand(shape) if prep.weight.shape[1] == 1 else \
         prep.weight.expand(shape[0], prep.weight.shape[1], *shape[2:])
     if w.shape[1] != shape[1]:  # per-channel weights with a class-summed term

@@ -50,12 +50,19 @@ def bce_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode
     Shape:
         Output: scalar for ``"mean"``/``"sum"``, (B,) for ``"none"``.
 
+    Raises:
+        ValueError, TypeError: bad input (see :func:`~seglosses.losses._prepare.prepare`).
+
     Example:
         >>> import torch
         >>> logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]])
         >>> target = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
         >>> bce_loss(logits, target)
         tensor(0.2407)
+
+    References:
+        Jadon, "A survey of loss functions for semantic segmentation", CIBCB 2020,
+        arXiv:2006.14822, eq. 1.
     """
     prep = prepare(logits, target, mask, mode=mode, from_logits=from_logits,
                    include_background=include_background, ignore_index=ignore_index,
