@@ -47,7 +47,7 @@ def test_bench_end_to_end_and_report_rebuild(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = _bench(out)
     assert result.exit_code == 0, result.output + result.stderr
-    assert "2 runs finished, 0 already done, 0 failed" in result.stdout
+    assert "runs: 2 finished, 0 already done, 0 failed" in result.stdout
     assert re.search(r"\[1/2\] bce seed 0: Dice \d\.\d{3}", result.stdout)
     for name in ("results.sqlite", "summary.csv", "report.md", "report.html"):
         assert (out / name).is_file(), name
@@ -78,6 +78,12 @@ def test_bench_end_to_end_and_report_rebuild(tmp_path: Path) -> None:
     again = _bench(out)
     assert again.exit_code == 2
     assert "already exists and is not empty; pass --resume" in _one_line_error(again)
+    # --resume keeps the finished runs and adds new losses.
+    grown = _bench(out, "--resume", losses="bce,dice,jaccard")
+    assert grown.exit_code == 0, grown.output + grown.stderr
+    assert "runs: 1 finished, 2 already done, 0 failed" in grown.stdout
+    with (out / "summary.csv").open() as fh:
+        assert [r[0] for r in list(csv.reader(fh))[1:]] == ["bce", "dice", "jaccard"]
     other = _bench(out, "--resume", "--epochs", "2")
     assert other.exit_code == 2
     assert "other settings (epochs 1 -> 2)" in _one_line_error(other)
@@ -220,7 +226,7 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
 
     result = runner.invoke(app, [*args, "--resume"])
     assert result.exit_code == 0, result.output + result.stderr
-    assert f"{3 - len(before)} runs finished, {len(before)} already done" in result.stdout
+    assert f"runs: {3 - len(before)} finished, {len(before)} already done" in result.stdout
     after = _finished(db)
     assert sorted(r[1] for r in after) == sorted(losses.split(","))
     assert _rows(db, ids) == rows_before

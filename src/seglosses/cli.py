@@ -146,7 +146,7 @@ def bench_command(
         _fail(EXIT_FAILED, f"{type(err).__name__}: {err} (set SEGLOSSES_DEBUG=1 for a traceback)")
     console = _stdout()
     console.print(results_table(outcome.report))
-    console.print(f"{outcome.finished} runs finished, {outcome.skipped} already done, "
+    console.print(f"runs: {outcome.finished} finished, {outcome.skipped} already done, "
                   f"{outcome.failed} failed, in {outcome.seconds:.1f} s", markup=False)
     console.print(f"report: {outcome.out_dir / 'report.html'}", markup=False)
     if outcome.failed:

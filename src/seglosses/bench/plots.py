@@ -253,29 +253,54 @@ def _profile_looped(loss_fn: torch.nn.Module, logit: torch.Tensor, sign: torch.T
 
 def plot_loss_profiles(names: Sequence[str], path: str | Path, *, foreground: float = 0.25
                        ) -> tuple[Path, list[LossProfile]]:
-    """Figure of :func:`loss_profile` for several losses (value and gradient panels)."""
+    """Figure of :func:`loss_profile` for several losses.
+
+    Up to ten losses share two panels (value, gradient); more get one small panel each (value
+    on the left axis, gradient dashed on the right axis), so that no loss's scale hides the
+    others.
+    """
     profiles = [loss_profile(name, foreground=foreground) for name in names]
-    fig = _figure(11, 4.4)
-    ax_val, ax_grad = fig.subplots(1, 2)
-    for color, prof in zip(_colors(len(profiles)), profiles):
-        if prof.error:
-            continue
-        ax_val.plot(prof.prob, prof.value, color=color, label=prof.name)
-        ax_grad.plot(prof.prob, prof.grad, color=color, label=prof.name)
-    ax_val.set_title("loss value", fontsize=10)
-    ax_grad.set_title("d loss / d logit of a foreground pixel (x number of pixels)", fontsize=10)
-    for ax in (ax_val, ax_grad):
-        ax.set_xlabel("predicted probability of the true class")
-        ax.grid(alpha=0.3)
-    ax_grad.axhline(0.0, color="black", linewidth=0.6)
-    ax_val.legend(fontsize=7)
+    drawn = [p for p in profiles if not p.error]
+    if len(drawn) <= 10:
+        fig = _figure(11, 4.4)
+        ax_val, ax_grad = fig.subplots(1, 2)
+        for color, prof in zip(_colors(len(drawn)), drawn):
+            ax_val.plot(prof.prob, prof.value, color=color, label=prof.name)
+            ax_grad.plot(prof.prob, prof.grad, color=color, label=prof.name)
+        ax_val.set_title("loss value", fontsize=10)
+        ax_grad.set_title("d loss / d logit of a foreground pixel (x number of pixels)",
+                          fontsize=10)
+        for ax in (ax_val, ax_grad):
+            ax.set_xlabel("predicted probability of the true class")
+            ax.grid(alpha=0.3)
+        ax_grad.axhline(0.0, color="black", linewidth=0.6)
+        ax_val.legend(fontsize=7)
+    else:
+        cols = 5
+        rows = math.ceil(len(drawn) / cols)
+        fig = _figure(3.0 * cols, 2.3 * rows + 0.6)
+        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+        for ax, prof in zip(axes, drawn):
+            ax.plot(prof.prob, prof.value, color="#1f77b4")
+            twin = ax.twinx()
+            twin.plot(prof.prob, prof.grad, color="#d62728", linestyle="--")
+            twin.axhline(0.0, color="#d62728", linewidth=0.4)
+            ax.set_title(prof.name, fontsize=9)
+            ax.tick_params(labelsize=7)
+            twin.tick_params(labelsize=7, colors="#d62728")
+            ax.grid(alpha=0.3)
+        for ax in axes[len(drawn):]:
+            ax.set_visible(False)
     failed = [p for p in profiles if p.error]
     caption = (f"{size_text(foreground)} foreground pixels; every pixel predicted with "
-               "probability p for its true class")
+               "probability p (x axis) for its true class")
+    if len(drawn) > 10:
+        caption += ("; blue: loss value, red dashed: d loss / d logit of a foreground pixel "
+                    "(x number of pixels)")
     if failed:
         caption += "; not drawn: " + ", ".join(p.name for p in failed)
     fig.suptitle(caption, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97 if len(drawn) > 10 else 1))
     return _save(fig, path), profiles
 
 

@@ -403,7 +403,7 @@ def _document(out: Path, meta: dict[str, Any], stats: list[LossStats],
     doc.p(f"Format `{data.get('format', cfg.get('format', '?'))}`"
           + (f" read from `{cfg.get('data')}`" if cfg.get("data") else "")
           + f"; slices of {cfg.get('image_size', '?')} px; test metrics per {case_word[:-1]}; "
-          f"pixel spacing {data.get('spacing', '?')} {unit}.")
+          f"pixel spacing {_spacing_text(data.get('spacing'))} {unit}.")
 
     doc.h(2, "Results")
     if not stats:
@@ -533,6 +533,12 @@ def _document(out: Path, meta: dict[str, Any], stats: list[LossStats],
         "per-case value for your own analysis (see docs/bench.md).",
     ])
     return doc
+
+
+def _spacing_text(spacing: Any) -> str:
+    if not spacing:
+        return "?"
+    return " x ".join(f"{float(v):g}" for v in spacing)
 
 
 def _cfg_text(value: Any) -> str:

@@ -8,8 +8,7 @@ class weights. Loss bodies then only state their formula.
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -113,6 +112,32 @@ class _LogSigmoid(torch.autograd.Function):
         if ctx.negate:
             return torch.sigmoid(x).mul_(grad).neg_(), None, None
         return torch.neg(x).sigmoid_().mul_(grad), None, None
+
+
+_T = TypeVar("_T")
+
+
+class cached_property(Generic[_T]):  # noqa: N801  (drop-in for functools.cached_property)
+    """A lazily computed attribute, stored in the instance on first access.
+
+    ``functools.cached_property`` takes a lock on Python < 3.12, which ``torch.compile``
+    cannot trace; this descriptor does the same caching without it.
+    """
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func = func
+        self.attrname = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attrname = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = self.func(instance)
+        instance.__dict__[self.attrname] = value
+        return value
 
 
 class Prepared:

@@ -47,61 +47,108 @@ def valid_count(prep: Prepared, batch: bool = False) -> Tensor:
     return n.sum(dim=0, keepdim=True) if batch else n
 
 
-class _SoftSums(torch.autograd.Function):
-    """``(sum p t w, sum p w)`` per (B, C) over the spatial dims, with a fused backward.
+def _stats_forward(p: Tensor, t: Tensor, w: Tensor | None, n: Tensor | float,
+                   dims: tuple[int, ...], batch: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """TP, FP, FN, TN by exactly the operations of the unfused formulas of :func:`soft_stats`."""
+    pt = p * t
+    if w is not None:
+        tp = pt.mul_(w).sum(dim=dims)
+        sum_p = (p * w).sum(dim=dims)
+        sum_t = (t * w).sum(dim=dims)
+    else:
+        tp = pt.sum(dim=dims)
+        sum_p = p.sum(dim=dims)
+        sum_t = t.sum(dim=dims)
+    del pt
+    if batch:
+        tp, sum_p, sum_t = (v.sum(dim=0, keepdim=True) for v in (tp, sum_p, sum_t))
+    return tp, sum_p - tp, sum_t - tp, n - sum_p - sum_t + tp
 
-    The values are those of ``weighted_sum(p * t)`` and ``weighted_sum(p)``. The gradient
-    ``w (g_tp t + g_p)`` is built in one buffer, where autograd would allocate the product
-    and the sum of the two branch gradients separately (on CPU every fresh full-size buffer
-    costs page faults). ``t`` and ``w`` are constants here (see :func:`soft_stats`).
+
+def _stats_grad(t: Tensor, w: Tensor | None, grads: tuple[Tensor | None, ...],
+                extra: Tensor | None = None) -> Tensor | None:
+    """Gradient of the statistics with respect to p, ``w (a t + b)``, plus ``extra``.
+
+    Every statistic is linear in p: ``a = g_tp - g_fp - g_fn + g_tn`` and ``b = g_fp - g_tn``
+    per (sample, channel). Without grad mode the result is built in one fresh buffer (which
+    the caller may modify in place); with grad mode (double backward) out of place.
+    """
+    if all(g is None for g in grads):
+        return None if extra is None else (extra if torch.is_grad_enabled() else extra.clone())
+    g_tp, g_fp, g_fn, g_tn = (0.0 if g is None else g for g in grads)
+    a = g_tp - g_fp - g_fn + g_tn
+    b = g_fp - g_tn
+    tail = (1,) * (t.dim() - 2)
+    a = a.view(*a.shape, *tail) if isinstance(a, Tensor) else a
+    b = b.view(*b.shape, *tail) if isinstance(b, Tensor) else b
+    if torch.is_grad_enabled():
+        grad = t * a + b
+        if w is not None:
+            grad = grad * w
+        grad = torch.broadcast_to(grad, t.shape)
+        return grad if extra is None else grad + extra
+    grad = t * a
+    if not isinstance(grad, Tensor) or grad.shape != t.shape:
+        grad = torch.broadcast_to(grad, t.shape).clone()
+    grad.add_(b)
+    if w is not None:
+        grad.mul_(w)
+    if extra is not None:
+        grad.add_(extra)
+    return grad
+
+
+class _SoftStatsFunction(torch.autograd.Function):
+    """TP, FP, FN, TN of :func:`soft_stats` from p, in one node with a fused backward.
+
+    The forward runs exactly the operations of the unfused formulas (the values are the same,
+    bit for bit); ``t``, ``w`` and ``n`` are constants. The gradient is built in one
+    full-size buffer (see :func:`_stats_grad`), where autograd would allocate a product and a
+    sum of branch gradients and run a dozen small nodes; on CPU every fresh full-size buffer
+    also costs page faults.
     """
 
     @staticmethod
-    def forward(ctx: Any, p: Tensor, t: Tensor, w: Tensor | None,
-                dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    def forward(ctx: Any, p: Tensor, t: Tensor, w: Tensor | None, n: Tensor | float,
+                dims: tuple[int, ...], batch: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(t, w)
-        pt = p * t
-        if w is not None:
-            pt.mul_(w)
-            return pt.sum(dim=dims), (p * w).sum(dim=dims)
-        return pt.sum(dim=dims), p.sum(dim=dims)
+        return _stats_forward(p, t, w, n, dims, batch)
 
     @staticmethod
-    def backward(ctx: Any, g_tp: Tensor | None,
-                 g_p: Tensor | None) -> tuple[Tensor | None, None, None, None]:
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
         t, w = ctx.saved_tensors
-        if g_tp is None and g_p is None:
-            return None, None, None, None
-        tail = (1,) * (t.dim() - 2)
-        if torch.is_grad_enabled():  # double backward: out of place, so it is recorded
-            grad = t * g_tp.view(*g_tp.shape, *tail) if g_tp is not None else 0.0
-            if g_p is not None:
-                grad = grad + g_p.view(*g_p.shape, *tail)
-            if w is not None:
-                grad = grad * w
-            return torch.broadcast_to(grad, t.shape), None, None, None
-        if g_tp is not None:
-            grad = t * g_tp.view(*g_tp.shape, *tail)
-            if g_p is not None:
-                grad.add_(g_p.view(*g_p.shape, *tail))
+        return (_stats_grad(t, w, grads), None, None, None, None, None)
+
+
+class _SigmoidSoftStatsFunction(torch.autograd.Function):
+    """``p = sigmoid(x)`` and the statistics of p, in one node; returns (TP, FP, FN, TN, p).
+
+    The backward applies the sigmoid derivative in place to the buffer of the statistics'
+    gradient (with ATen's own ``sigmoid_backward`` kernel), saving the separate buffer of a
+    sigmoid node. ``p`` is an output, so other uses of it are differentiated here too.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, t: Tensor, w: Tensor | None, n: Tensor | float,
+                dims: tuple[int, ...], batch: bool) -> tuple[Tensor, ...]:
+        ctx.set_materialize_grads(False)
+        p = torch.sigmoid(x)
+        ctx.save_for_backward(t, w, x, p)
+        return (*_stats_forward(p, t, w, n, dims, batch), p)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
+        t, w, x, p = ctx.saved_tensors
+        grad = _stats_grad(t, w, grads[:4], extra=grads[4])
+        if grad is None:
+            return (None,) * 6
+        if torch.is_grad_enabled():  # double backward: differentiable in x
+            q = torch.sigmoid(x)
+            grad = grad * ((1.0 - q) * q)
         else:
-            grad = g_p.view(*g_p.shape, *tail).expand(t.shape).clone()
-        if w is not None:
-            grad.mul_(w)
-        return grad, None, None, None
-
-
-def _sum_pt_and_p(p: Tensor, prep: Prepared) -> tuple[Tensor, Tensor]:
-    """``weighted_sum(p * t)`` and ``weighted_sum(p)`` per (B, C), unpooled."""
-    t, w = prep.target, prep.weight
-    fused = (p.shape == t.shape and not t.requires_grad
-             and (w is None or not w.requires_grad)
-             and not torch.compiler.is_compiling())
-    if fused:
-        tp, sum_p = _SoftSums.apply(p, t, w, prep.spatial_dims)
-        return tp, sum_p
-    return weighted_sum(p * t, prep), weighted_sum(p, prep)
+            torch.ops.aten.sigmoid_backward.grad_input(grad, p, grad_input=grad)
+        return (grad, None, None, None, None, None)
 
 
 def soft_stats(prep: Prepared, batch: bool = False, prob: Tensor | None = None) -> SoftStats:
@@ -110,13 +157,30 @@ def soft_stats(prep: Prepared, batch: bool = False, prob: Tensor | None = None) 
     Sums run over the valid voxels of each (sample, channel), and over the batch too when
     ``batch`` is true. ``prob`` overrides ``prep.prob`` (e.g. for a detached or transformed p).
     """
-    p = prep.prob if prob is None else prob
     t = prep.target
-    tp, sum_p = _sum_pt_and_p(p, prep)
-    sum_t = weighted_sum(t, prep)
-    if batch:
-        tp, sum_p, sum_t = (v.sum(dim=0, keepdim=True) for v in (tp, sum_p, sum_t))
-    n = valid_count(prep, batch)
+    n: Tensor | float
+    if prep.weight is None:  # the same count everywhere, as a number (exact in float)
+        n = float(math.prod(t.shape[2:]) * (t.shape[0] if batch else 1))
+    else:
+        n = valid_count(prep, batch)
+    fused = (prep.values.shape == t.shape and not t.requires_grad
+             and (prep.weight is None or not prep.weight.requires_grad)
+             and not torch.compiler.is_compiling())
+    if fused and prob is None and "prob" not in vars(prep) and prep.from_logits \
+            and prep.mode != "multiclass":
+        # p = sigmoid(logits) not computed yet: compute it with the statistics, and keep it
+        # as the prepared probability for every later use
+        *stats, p = _SigmoidSoftStatsFunction.apply(prep.values, t, prep.weight, n,
+                                                     prep.spatial_dims, batch)
+        vars(prep)["prob"] = p
+        return SoftStats(*stats)
+    p = prep.prob if prob is None else prob
+    if fused and p.shape == t.shape:
+        return SoftStats(*_SoftStatsFunction.apply(p, t, prep.weight, n, prep.spatial_dims,
+                                                   batch))
+    tp = weighted_sum(p * t, prep, batch)
+    sum_p = weighted_sum(p, prep, batch)
+    sum_t = weighted_sum(t, prep, batch)
     fp = sum_p - tp
     fn = sum_t - tp
     tn = n - sum_p - sum_t + tp

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import math
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -13,30 +17,37 @@ from .._base import SegLoss
 from .._prepare import prepare
 from .._stats import channel_mean, reduce, weighted_sum
 
-_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+
+def _window3(x: Tensor, dim: int, op: Callable[[Tensor, Tensor], Tensor],
+             fill: float) -> Tensor:
+    """``op`` of each voxel with its two neighbours along ``dim``; outside counts as ``fill``.
+
+    Built from shifted views and elementwise ``minimum``/``maximum`` rather than max pooling,
+    so that it runs in 1 to 3 dims and its backward is deterministic on every device (CUDA's
+    ``max_pool3d`` backward is not).
+    """
+    n = x.shape[dim]
+    edge = torch.full_like(x.narrow(dim, 0, 1), fill)
+    before = torch.cat([edge, x.narrow(dim, 0, n - 1)], dim=dim)
+    after = torch.cat([x.narrow(dim, 1, n - 1), edge], dim=dim)
+    return op(op(x, before), after)
 
 
 def soft_erode(x: Tensor) -> Tensor:
-    """Soft erosion: minimum over the face-connected (cross) neighbourhood of each voxel.
+    """Soft erosion: minimum over each voxel and its face-connected neighbours.
 
-    Voxels outside the image do not take part (max pooling pads with -inf).
+    Voxels outside the image take no part.
     """
-    nd = x.dim() - 2
-    pool = _MAX_POOL[nd]
-    out = None
-    for axis in range(nd):
-        kernel = [1] * nd
-        padding = [0] * nd
-        kernel[axis], padding[axis] = 3, 1
-        eroded = -pool(-x, tuple(kernel), 1, tuple(padding))
-        out = eroded if out is None else torch.minimum(out, eroded)
-    return out  # type: ignore[return-value]
+    dims = range(2, x.dim())
+    out = [_window3(x, d, torch.minimum, math.inf) for d in dims]
+    return functools.reduce(torch.minimum, out)
 
 
 def soft_dilate(x: Tensor) -> Tensor:
-    """Soft dilation: maximum over the full 3^d neighbourhood of each voxel."""
-    nd = x.dim() - 2
-    return _MAX_POOL[nd](x, (3,) * nd, 1, (1,) * nd)
+    """Soft dilation: maximum over the full 3^d neighbourhood (separable along the axes)."""
+    for d in range(2, x.dim()):
+        x = _window3(x, d, torch.maximum, -math.inf)
+    return x
 
 
 def soft_skeleton(x: Tensor, iterations: int) -> Tensor:
@@ -65,10 +76,11 @@ def cldice_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,
     averaged over the channels. ``S_p`` and ``S_t`` are soft skeletons of ``p`` and ``t``:
     ``iterations`` rounds of soft erosion (minimum over the face-connected neighbourhood) and
     soft opening (erosion then maximum over the full 3^d neighbourhood), in 1, 2 or 3
-    spatial dims. Masked and ignored voxels are set to 0 in ``p`` and ``t`` before the
-    skeletons are taken, so their values change nothing and get no gradient; they read as
-    background to their neighbours. ``L`` lies in [0, 1]. Max pooling makes the loss
-    piecewise smooth, with kinks wherever two pooled values are equal.
+    spatial dims, built from elementwise minima and maxima of shifted views (deterministic
+    backward on every device). Masked and ignored voxels are set to 0 in ``p`` and ``t``
+    before the skeletons are taken, so their values change nothing and get no gradient; they
+    read as background to their neighbours. ``L`` lies in [0, 1]. The minima and maxima make the loss
+    piecewise smooth, with kinks wherever two compared values are equal.
 
     Args:
         logits: (B, C, *S) logits (probabilities with ``from_logits=False``).
