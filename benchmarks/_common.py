@@ -195,6 +195,7 @@ def environment(device: torch.device, packages: Sequence[str]) -> dict[str, str]
         "date": datetime.date.today().isoformat(),
         "cpu": f"{cpu_model()} ({os.cpu_count()} logical cores)",
         "threads": str(torch.get_num_threads()),
+        "load average at start (1/5/15 min)": " / ".join(f"{v:.2f}" for v in os.getloadavg()),
         "python": platform.python_version(),
     }
     if device.type == "cuda":

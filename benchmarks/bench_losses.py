@@ -338,11 +338,6 @@ def _fwd_bwd(fn: LossFn, x: torch.Tensor) -> Callable[[], Any]:
     return call
 
 
-def _value(fn: LossFn, x: torch.Tensor) -> float:
-    with torch.no_grad():
-        return float(fn(x.detach()))
-
-
 def _same(a: float, b: float) -> str:
     if not (math.isfinite(a) and math.isfinite(b)):
         return "nan"
@@ -359,9 +354,21 @@ def _floor_ms(inp: Inputs, bandwidth: float | None) -> float | None:
     return (2 * (x + t) + x) / bandwidth * 1e3
 
 
+def _first_call(fn: LossFn, x: torch.Tensor) -> float:
+    """One fwd+bwd call (the first warm-up); returns the loss value."""
+    loss = fn(x)
+    torch.autograd.grad(loss, x)
+    return float(loss.detach())
+
+
 def bench_group(name: str, inp: Inputs, peers: list[str], args: argparse.Namespace,
                 bandwidth: float | None) -> list[Row]:
-    """All rows of one (loss, shape): ours in each needed configuration and every peer."""
+    """All rows of one (loss, shape): ours in each needed configuration and every peer.
+
+    Each implementation gets two untimed calls: the first gives its value (and fails here if
+    a peer cannot run the case), the second measures its peak memory (or is a plain warm-up
+    with ``--no-memory``). Then all are timed interleaved.
+    """
     info = seglosses.loss_info(name)
     if inp.kind not in info.modes:
         return []
@@ -371,46 +378,51 @@ def bench_group(name: str, inp: Inputs, peers: list[str], args: argparse.Namespa
         if s.ours not in configs:
             configs.append(s.ours)
     x = inp.logits
-    fns: list[LossFn] = [_ours_fn(name, cfg, inp) for cfg in configs]
-    peer_fns: list[LossFn | None] = []
+    runnable: list[LossFn] = []
+    values: list[float] = []
+    peer_index: list[int | None] = []
     peer_err: list[str] = []
-    for s in specs:
-        try:
-            fn = s.build(inp)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _fwd_bwd(fn, x)()
-            peer_fns.append(fn)
-            peer_err.append("")
-        except Exception as exc:  # noqa: BLE001  (a peer that cannot run this case)
-            peer_fns.append(None)
-            peer_err.append(type(exc).__name__)
-    runnable = fns + [f for f in peer_fns if f is not None]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        timings = time_interleaved([_fwd_bwd(f, x) for f in runnable], x.device,
-                                   repeats=args.repeats, budget_s=args.budget,
-                                   max_repeats=args.max_repeats)
-        mems = [None] * len(runnable)
-        if not args.no_memory:
-            mems = [peak_extra_bytes(_fwd_bwd(f, x), x.device) for f in runnable]
-        values = [_value(f, x) for f in runnable]
-    ours_t, ours_m, ours_v = timings[:len(fns)], mems[:len(fns)], values[:len(fns)]
+        for cfg in configs:
+            fn = _ours_fn(name, cfg, inp)
+            values.append(_first_call(fn, x))
+            runnable.append(fn)
+        for s in specs:
+            try:
+                fn = s.build(inp)
+                values.append(_first_call(fn, x))
+            except Exception as exc:  # noqa: BLE001  (a peer that cannot run this case)
+                peer_index.append(None)
+                peer_err.append(type(exc).__name__)
+                continue
+            peer_index.append(len(runnable))
+            peer_err.append("")
+            runnable.append(fn)
+        calls = [_fwd_bwd(f, x) for f in runnable]
+        if args.no_memory:
+            mems: list[int | None] = [None] * len(calls)
+            for call in calls:
+                call()
+        else:
+            mems = [peak_extra_bytes(call, x.device) for call in calls]
+        timings = time_interleaved(calls, x.device, warmup=0, repeats=args.repeats,
+                                   min_repeats=3, max_repeats=args.max_repeats,
+                                   budget_s=args.budget)
+    stat = [t.median if args.stat == "median" else min(t.times_ms) for t in timings]
     rows: list[Row] = []
     floor = _floor_ms(inp, bandwidth)
     shape = _shape_str(inp.shape)
     if not specs:
-        rows.append(Row(name, shape, "-", ours_t[0].median, None, ours_m[0], None, "-", floor, {}))
-    k = len(fns)
-    for s, fn, err in zip(specs, peer_fns, peer_err):
+        rows.append(Row(name, shape, "-", stat[0], None, mems[0], None, "-", floor, {}))
+    for s, k, err in zip(specs, peer_index, peer_err):
         ci = configs.index(s.ours)
-        if fn is None:
-            rows.append(Row(name, shape, s.peer, ours_t[ci].median, None, ours_m[ci], None,
+        if k is None:
+            rows.append(Row(name, shape, s.peer, stat[ci], None, mems[ci], None,
                             f"error ({err})", floor, s.ours))
             continue
-        rows.append(Row(name, shape, s.peer, ours_t[ci].median, timings[k].median, ours_m[ci],
-                        mems[k], _same(ours_v[ci], values[k]), floor, s.ours))
-        k += 1
+        rows.append(Row(name, shape, s.peer, stat[ci], stat[k], mems[ci], mems[k],
+                        _same(values[ci], values[k]), floor, s.ours))
     return rows
 
 
@@ -469,6 +481,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=0.4,
                    help="seconds of timed calls per (loss, shape) group when adaptive")
     p.add_argument("--max-repeats", type=int, default=50)
+    p.add_argument("--stat", choices=["median", "min"], default="median",
+                   help="statistic of the timed calls (min is steadier on a shared machine)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
     p.add_argument("--no-validation", action="store_true",
                    help="seglosses.set_validation(False) (value checks off)")
@@ -517,7 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"command: `{cmd}`", f"device: {device}" + (f" ({env['gpu']})" if cuda else ""),
              *(f"{k}: {v}" for k, v in env.items() if k != "gpu"),
              f"shapes: {shape_set} ({', '.join(_shape_str(s) for _, s in SHAPE_SETS[shape_set])})",
-             f"validation: {'off' if args.no_validation else 'on'}"]
+             f"validation: {'off' if args.no_validation else 'on'}",
+             f"statistic: {args.stat} of the timed fwd+bwd calls"]
     if cuda and bandwidth:
         lines.append(f"copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
     report = "\n".join(f"- {ln}" for ln in lines) + "\n\n" + render(rows, cuda) + "\n"

@@ -16,11 +16,14 @@ Two drivers run step 2 on all lines at once:
   voxel's parabola hides every parabola beyond it, so each maximal run of voxels with
   ``h > 0`` can be solved on its own with its two background neighbours. The runs of the
   whole batch are sorted by length and laid out step-major, so step ``t`` of the stack
-  algorithm is one set of tensor operations on the runs longer than ``t``: the number of
-  Python-level steps is the longest run, not the line length. Every run pushes its sample
-  at every step; only the runs whose new parabola hides the top of the stack (a minority)
-  take the pop path, which looks ``K`` stack entries deep at once. The envelope is read
-  out for all positions at the end with one scatter and a running maximum.
+  algorithm is a few tensor operations on the runs longer than ``t``: the number of
+  Python-level steps is the longest run, not the line length. Every run pushes a parabola
+  at every step; the runs whose new parabola hides the top of their stack take the pop
+  path, which looks at the entry under the top and then ``K`` entries at a time further
+  down. The envelope is read out with one scatter of each surviving parabola's first
+  position and a running maximum. When samples are absent (see below) only the present
+  ones are stacked (``_runs_sparse``); otherwise the steps are the positions themselves
+  (``_runs_dense``).
 - ``"lockstep"`` (CUDA and any other device). A masked state machine runs the stack
   algorithm on all lines in lock-step, one push or one pop per line and step, at most
   ``2 n`` steps, then reads the envelope with one batched ``searchsorted``. Fixed shapes
@@ -152,11 +155,20 @@ def _envelope_runs(h: Tensor, dim: int) -> Tensor:
     m = ends.nonzero()[:, -1] - a + 1
     run = _Runs(h, dim, a, first @ strides, m)
     if bool((h >= _HALF).any()):
-        major = torch.tensor(torch.empty(0).new_empty(lines.shape).stride())
+        major = torch.tensor(_contiguous_strides(lines.shape))
         samples = (inside & (lines < _HALF)).nonzero()
         owner = torch.searchsorted(first @ major, samples @ major, right=True) - 1
         return _runs_sparse(run, owner, samples @ strides, samples[:, -1])
     return _runs_dense(run)
+
+
+def _contiguous_strides(shape: Sequence[int]) -> list[int]:
+    """Strides of a contiguous tensor of ``shape`` (line-major order of the moved view)."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return strides[::-1]
 
 
 class _Runs:
@@ -242,8 +254,7 @@ def _runs_dense(run: _Runs) -> Tensor:
         torch.add(line[:live], prev, out=below[rows])
         hides = (z <= top_z[:live]).nonzero().squeeze(1)
         if hides.numel():
-            _pop(hides, hides + prev, hq, torch.full_like(hq, float(t)), o, z, data, below,
-                 window, popped)
+            _pop(hides, hides + prev, hq, float(t), o, z, data, below, window, popped)
         data[rows, 1] = z
         top_h, top_z = hq, z
     # read-out: a surviving entry owns the positions from ceil(its breakpoint) on, later
@@ -354,20 +365,20 @@ def _runs_sparse(run: _Runs, sample_run: Tensor, sample_flat: Tensor,
     return out.view(run.h.shape)
 
 
-def _pop(hides: Tensor, tops: Tensor, hq: Tensor, pq: Tensor, o: int, z: Tensor, data: Tensor,
-         below: Tensor, window: Tensor, popped: list[Tensor]) -> None:
+def _pop(hides: Tensor, tops: Tensor, hq: Tensor, pq: Tensor | float, o: int, z: Tensor,
+         data: Tensor, below: Tensor, window: Tensor, popped: list[Tensor]) -> None:
     """Pop path of one step for the runs ``hides`` whose new parabola hides their top.
 
     Looks at the vertex under the top, then walks ``K`` vertices at a time further down for
     the runs that hid it too; finds the first vertex left standing per run, and records the
     new parabola's breakpoint with it (``z``) and the vertex under it (``below``). ``tops``
     are the stack tops of those runs, all hidden; ``hq``, ``pq`` the new heights and
-    positions; ``o`` the offset of the new vertices.
+    positions (one number when all share it); ``o`` the offset of the new vertices.
     """
     k = window.shape[0]
     popped.append(tops)
     h_new = hq.index_select(0, hides)
-    p_new = pq.index_select(0, hides)
+    p_new = pq.index_select(0, hides) if isinstance(pq, Tensor) else pq
     link = below.index_select(0, tops)
     rows = hides
     # most runs stop at the vertex right under the top: look at it alone first
@@ -388,7 +399,8 @@ def _pop(hides: Tensor, tops: Tensor, hq: Tensor, pq: Tensor, o: int, z: Tensor,
     popped.append(gone)
     rows = rows.index_select(0, deeper)
     h_new = h_new.index_select(0, deeper)
-    p_new = p_new.index_select(0, deeper)
+    if isinstance(p_new, Tensor):
+        p_new = p_new.index_select(0, deeper)
     link = below.index_select(0, gone)
     while True:
         chain = [link]
@@ -413,7 +425,8 @@ def _pop(hides: Tensor, tops: Tensor, hq: Tensor, pq: Tensor, o: int, z: Tensor,
         below.index_copy_(0, rows[done] + o, entries.gather(0, count).view(-1)[done])
         rows = rows[deeper]
         h_new = h_new[deeper]
-        p_new = p_new[deeper]
+        if isinstance(p_new, Tensor):
+            p_new = p_new[deeper]
         link = below.index_select(0, entries[k - 1][deeper])
 
 
