@@ -90,7 +90,7 @@ class Inputs:
 
 def _blobs(b: int, c: int, spatial: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     """Smooth random fields (B, C, *S): coarse noise upsampled, so masks are blobs."""
-    coarse = tuple(max(2, s // 16) for s in spatial)
+    coarse = tuple(max(4, s // 16) for s in spatial)
     noise = torch.randn(b, c, *coarse, generator=g)
     interp = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(spatial)]
     return F.interpolate(noise, size=spatial, mode=interp, align_corners=False)
@@ -133,7 +133,13 @@ class PeerSpec:
     kinds: tuple[str, ...]
     build: Callable[[Inputs], LossFn]
     ours: dict[str, Any] = field(default_factory=dict)
+    ours_multiclass: dict[str, Any] | None = None  # overrides ``ours`` for multiclass inputs
     note: str = ""
+
+    def ours_for(self, kind: str) -> dict[str, Any]:
+        if kind == "multiclass" and self.ours_multiclass is not None:
+            return self.ours_multiclass
+        return self.ours
 
 
 def _monai():
@@ -205,7 +211,8 @@ def _peer_kornia_region(fn_name: str, **kw: Any) -> Callable[[Inputs], LossFn]:
 def _peer_lovasz_kornia(inp: Inputs) -> LossFn:
     kl = _kornia()
     if inp.kind == "binary":
-        return lambda x: kl.lovasz_hinge_loss(x, inp.target)
+        labels = inp.target[:, 0]  # kornia takes (B, H, W) labels with one logit channel
+        return lambda x: kl.lovasz_hinge_loss(x, labels)
     return lambda x: kl.lovasz_softmax_loss(x, inp.target)
 
 
@@ -246,8 +253,10 @@ SPECS: dict[str, list[PeerSpec]] = {
                      note="F.binary_cross_entropy_with_logits / F.cross_entropy")],
     "dice": [
         PeerSpec("monai", BOTH, _monai_module("DiceLoss", smooth_nr=1.0, smooth_dr=1.0)),
-        PeerSpec("smp", BOTH, _smp_module("DiceLoss", smooth=1.0), ours={"batch": True},
-                 note="smp pools the batch"),
+        PeerSpec("smp", BOTH, _smp_module("DiceLoss", smooth=1.0),
+                 ours={"batch": True, "smooth": 2.0},
+                 note="smp pools the batch; its Dice is the Tversky index with alpha = beta "
+                      "= 0.5, so its smooth s is our 2 s"),
         PeerSpec("kornia", MC, _peer_kornia_region("dice_loss", average="macro"),
                  ours={"smooth": 0.0}, note="kornia: no smoothing (eps 1e-8)"),
     ],
@@ -270,19 +279,26 @@ SPECS: dict[str, list[PeerSpec]] = {
                                           smooth=1.0), ours={"batch": True}),
     ],
     "focal": [
-        PeerSpec("monai", BOTH, _peer_focal_monai),
+        PeerSpec("monai", BOTH, _peer_focal_monai, ours_multiclass={"alpha": None},
+                 note="multiclass: MONAI also averages over the C channels"),
         PeerSpec("smp", BIN, _smp_module("FocalLoss", alpha=0.25, gamma=2.0)),
-        PeerSpec("kornia", BOTH, _peer_focal_kornia),
+        PeerSpec("kornia", BOTH, _peer_focal_kornia, ours_multiclass={"alpha": None},
+                 note="multiclass: kornia also averages over the C channels"),
     ],
     "dice_ce": [
         PeerSpec("monai", BOTH, _monai_module("DiceCELoss", smooth_nr=1.0, smooth_dr=1.0)),
     ],
     "dice_focal": [
-        PeerSpec("monai", BOTH, _monai_module("DiceFocalLoss", smooth_nr=1.0, smooth_dr=1.0,
-                                               gamma=2.0)),
+        PeerSpec("monai", BIN, _monai_module("DiceFocalLoss", smooth_nr=1.0, smooth_dr=1.0,
+                                              gamma=2.0, alpha=0.25)),
+        PeerSpec("monai", MC, _monai_module("DiceFocalLoss", smooth_nr=1.0, smooth_dr=1.0,
+                                            gamma=2.0), ours={"alpha": None},
+                 note="multiclass: MONAI's focal term also averages over the C channels"),
     ],
     "generalized_dice": [
-        PeerSpec("monai", MC, _monai_module("GeneralizedDiceLoss")),
+        PeerSpec("monai", MC, _monai_module("GeneralizedDiceLoss", smooth_nr=0.0,
+                                            smooth_dr=0.0),
+                 note="MONAI's smoothing is added outside the weighted sums; 0 here"),
     ],
     "hausdorff_dt": [PeerSpec("monai", BOTH, _peer_hausdorff_monai)],
     "boundary": [PeerSpec("monai", BOTH, _monai_module("BoundaryLoss"))],
@@ -375,8 +391,8 @@ def bench_group(name: str, inp: Inputs, peers: list[str], args: argparse.Namespa
     specs = [s for s in SPECS.get(name, []) if s.peer in peers and inp.kind in s.kinds]
     configs: list[dict[str, Any]] = [{}]
     for s in specs:
-        if s.ours not in configs:
-            configs.append(s.ours)
+        if s.ours_for(inp.kind) not in configs:
+            configs.append(s.ours_for(inp.kind))
     x = inp.logits
     runnable: list[LossFn] = []
     values: list[float] = []
@@ -416,13 +432,14 @@ def bench_group(name: str, inp: Inputs, peers: list[str], args: argparse.Namespa
     if not specs:
         rows.append(Row(name, shape, "-", stat[0], None, mems[0], None, "-", floor, {}))
     for s, k, err in zip(specs, peer_index, peer_err):
-        ci = configs.index(s.ours)
+        cfg = s.ours_for(inp.kind)
+        ci = configs.index(cfg)
         if k is None:
             rows.append(Row(name, shape, s.peer, stat[ci], None, mems[ci], None,
-                            f"error ({err})", floor, s.ours))
+                            f"error ({err})", floor, cfg))
             continue
         rows.append(Row(name, shape, s.peer, stat[ci], stat[k], mems[ci], mems[k],
-                        _same(values[ci], values[k]), floor, s.ours))
+                        _same(values[ci], values[k]), floor, cfg))
     return rows
 
 

@@ -33,14 +33,15 @@ def test_hand_computed():
     q = 1 / (1 + math.exp(1.0))
     expected = (0.25 * (1 - s) ** 2 * -math.log(s) + 0.75 * q ** 2 * -math.log(1 - q)) / 2
     assert SF.focal_loss(logits, target).item() == pytest.approx(expected, rel=1e-12)
-    # multiclass 1 voxel: p = (1/4, 3/4) with label 1 -> -alpha (1/4)^2 log(3/4)
+    # multiclass 1 voxel: p = (1/4, 3/4) with label 1 -> -(1/4)^2 log(3/4); no alpha factor
     x = torch.tensor([[[0.0], [math.log(3.0)]]], dtype=torch.float64)
     y = torch.tensor([[1]])
-    assert SF.focal_loss(x, y).item() == pytest.approx(0.25 * 0.0625 * -math.log(0.75), rel=1e-12)
-    # label 0 -> the background weight 1 - alpha
+    assert SF.focal_loss(x, y).item() == pytest.approx(0.0625 * -math.log(0.75), rel=1e-12)
+    # label 0 -> -(3/4)^2 log(1/4), whatever alpha is
     y0 = torch.tensor([[0]])
-    assert SF.focal_loss(x, y0).item() == \
-        pytest.approx(0.75 * 0.5625 * -math.log(0.25), rel=1e-12)
+    for alpha in (0.25, 0.9, None):
+        assert SF.focal_loss(x, y0, alpha=alpha).item() == \
+            pytest.approx(0.5625 * -math.log(0.25), rel=1e-12)
 
 
 @pytest.mark.parametrize("mode,ndim,option", CASES)
@@ -53,9 +54,9 @@ def test_gamma_zero_without_alpha_is_bce(mode, ndim, option):
                                SF.bce_loss(*args, reduction="none", **kw), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("alpha", [0.25, None])
+@pytest.mark.parametrize("alpha", [None])
 def test_binary_equals_two_class_multiclass(alpha):
-    """Binary focal on x == multiclass focal on logits (0, x) with alpha_0 = 1 - alpha."""
+    """Binary focal on x == multiclass focal on logits (0, x) without alpha weighting."""
     logits, target = ref.random_case("binary", 2, seed=7)
     x, t = torch.from_numpy(logits), torch.from_numpy(target)
     two = torch.cat([torch.zeros_like(x), x], dim=1)
@@ -83,7 +84,7 @@ def test_matches_monai(mode, gamma):
     logits, target = ref.random_case(mode, 3, seed=9)
     x, t = torch.from_numpy(logits), torch.from_numpy(target)
     if mode == "multiclass":
-        peer = losses.FocalLoss(to_onehot_y=True, use_softmax=True, gamma=gamma, alpha=0.25,
+        peer = losses.FocalLoss(to_onehot_y=True, use_softmax=True, gamma=gamma, alpha=None,
                                 reduction="none")
         expected = peer(x, t.unsqueeze(1)).sum(1).flatten(1).mean(1)
     else:
@@ -99,7 +100,7 @@ def test_matches_kornia(mode):
     logits, target = ref.random_case(mode, 2, seed=17)
     x, t = torch.from_numpy(logits), torch.from_numpy(target)
     if mode == "multiclass":
-        peer = kl.focal_loss(x, t, alpha=0.25, gamma=2.0, reduction="none").sum(1)
+        peer = kl.focal_loss(x, t, alpha=None, gamma=2.0, reduction="none").sum(1)
     else:
         peer = kl.binary_focal_loss_with_logits(x, t, alpha=0.25, gamma=2.0, reduction="none")
     torch.testing.assert_close(SF.focal_loss(x, t, reduction="none"), peer.flatten(1).mean(1))

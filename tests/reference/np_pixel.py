@@ -191,8 +191,7 @@ def _focal_terms(case: Case, alpha, gamma) -> np.ndarray:
     t, p = case.t, case.p
     if case.mode == "multiclass":
         c = t.shape[1]
-        a = np.ones(c) if alpha is None else np.array([1 - alpha] + [alpha] * (c - 1))
-        w = (a * case.cw).reshape((1, -1) + (1,) * (t.ndim - 2))
+        w = (np.ones(c) * case.cw).reshape((1, -1) + (1,) * (t.ndim - 2))
         return -(w * t * (1 - p) ** gamma * case.logp).sum(axis=1)
     a_pos, a_neg = (1.0, 1.0) if alpha is None else (alpha, 1 - alpha)
     return -(a_pos * t * (1 - p) ** gamma * case.logp
@@ -201,7 +200,7 @@ def _focal_terms(case: Case, alpha, gamma) -> np.ndarray:
 
 def focal(logits, target, mask=None, *, mode, reduction="mean", alpha=0.25, gamma=2.0,
           **kw) -> np.ndarray:
-    """Focal loss (Lin et al. 2017); multiclass alpha: 1 - alpha on class 0, alpha on others."""
+    """Focal loss (Lin et al. 2017); multiclass: -(1 - p_y)^gamma log p_y, alpha not used."""
     case = activate(logits, target, mask, mode=mode, **kw)
     f = _focal_terms(case, alpha, gamma)
     per = _voxel_mean(case, f) if mode == "multiclass" else _entry_mean(case, f)

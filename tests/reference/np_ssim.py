@@ -232,12 +232,9 @@ def focal_np(logits, target, mask=None, *, mode, alpha=0.25, gamma=2.0, ignore_i
     cw = np.ones(ch) if class_weights is None else np.asarray(class_weights, dtype=np.float64)
     cw = cw.reshape(1, ch, *([1] * (p.ndim - 2)))
     if mode == "multiclass":
-        # -sum_c a_c w_c t_c (1 - p_c)^gamma log p_c: -(1 - p_y)^gamma log p_y for one-hot t
+        # -sum_c w_c t_c (1 - p_c)^gamma log p_c: -(1 - p_y)^gamma log p_y for one-hot t;
+        # alpha does not enter the multiclass term
         term = -(cw * t * (1 - p) ** gamma * logp)
-        if alpha is not None:  # 1 - alpha on the background class 0, alpha on the others
-            a = np.full(ch, float(alpha))
-            a[0] = 1.0 - alpha
-            term = term * a.reshape(1, ch, *([1] * (p.ndim - 2)))
         term = term.sum(axis=1, keepdims=True)
         v = valid[:, :1]
     else:

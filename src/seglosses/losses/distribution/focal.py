@@ -25,18 +25,13 @@ def focal_map(prep: Prepared, *, alpha: float | None, gamma: float) -> Tensor:
     The modulating factors ``(1 - p)^gamma`` and ``p^gamma`` are ``exp(gamma * log(.))`` of the
     log-space probabilities, so they are exact and have finite gradients for any
     ``gamma >= 0`` (and are exactly 1 for ``gamma = 0``). Multiclass:
-    ``-sum_c a_c w_c t_c (1 - p_c)^gamma log p_c`` with ``a_0 = 1 - alpha`` for the background
-    class, ``a_c = alpha`` for the others (1 when ``alpha`` is ``None``) and class weights
-    ``w_c``.
+    ``-sum_c w_c t_c (1 - p_c)^gamma log p_c`` with class weights ``w_c``; ``alpha`` does not
+    enter (the specification's multiclass term is ``-(1 - p_y)^gamma log p_y``).
     """
     t = prep.target
     log_p, log_q = prep.log_prob, prep.log_one_minus_prob
     if prep.mode == "multiclass":
         term = t * torch.exp(gamma * log_q) * log_p
-        if alpha is not None:
-            a = torch.full((prep.num_classes,), float(alpha), dtype=term.dtype, device=term.device)
-            a[0] = 1.0 - float(alpha)
-            term = term * a.view(1, -1, *([1] * len(prep.spatial_dims)))
         cw = class_weight_map(prep)
         if cw is not None:
             term = term * cw
@@ -58,15 +53,14 @@ def focal_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mo
     .. math::
         \ell_i = -[\alpha\, t_i (1 - p_i)^{\gamma} \log p_i
                    + (1 - \alpha)(1 - t_i)\, p_i^{\gamma} \log(1 - p_i)], \qquad
-        \ell_i^{mc} = -\textstyle\sum_c \alpha_c\, t_{ic} (1 - p_{ic})^{\gamma} \log p_{ic}
+        \ell_i^{mc} = -\textstyle\sum_c t_{ic} (1 - p_{ic})^{\gamma} \log p_{ic}
 
     Distribution-based loss (Lin et al. 2017). ``gamma = 0`` with ``alpha=None`` is the
     cross-entropy of :func:`~seglosses.losses.distribution.bce.bce_loss` (the survey says
     ``gamma = 1``; it is ``gamma = 0``). ``alpha=None`` drops the alpha factors. In multiclass
     mode the term is ``-(1 - p_y)^gamma log p_y`` for a voxel of class y (soft or one-hot
-    targets: the ``t_c``-weighted sum), with ``alpha_0 = 1 - alpha`` on the background class
-    and ``alpha_c = alpha`` on the others: on two classes this equals the binary loss on the
-    logit difference. ``L[b]`` is the mean over valid voxels (and channels in binary/multilabel
+    targets: the ``t_c``-weighted sum), without ``alpha``, as the specification defines it;
+    per-class weighting in multiclass mode is what ``class_weights`` is for. ``L[b]`` is the mean over valid voxels (and channels in binary/multilabel
     mode).
 
     Args:
@@ -75,7 +69,8 @@ def focal_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mo
         mask: optional bool (B, 1, *S) or (B, *S); False voxels count nowhere.
         mode, from_logits, reduction, include_background, ignore_index, class_weights: the
             shared parameters (``docs/api.md``); ``class_weights`` weigh voxels of each class.
-        alpha: weight of the positive (foreground) term in [0, 1]; ``None``: no weighting.
+        alpha: weight of the positive (foreground) term in [0, 1] (binary and multilabel
+            modes); ``None``: no weighting.
         gamma: focusing exponent (>= 0).
 
     Shape:
@@ -105,11 +100,12 @@ def focal_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mo
 @register_loss(LossInfo(
     name="focal", family="distribution", source="Lin et al. 2017", arxiv="1708.02002",
     summary="Cross-entropy scaled by (1 - p_t)^gamma, with alpha class balancing.",
-    params={"alpha": "weight of the positive term (background: 1 - alpha); None: unweighted",
+    params={"alpha": "weight of the positive term (negatives: 1 - alpha; binary and multilabel "
+                     "only); None: unweighted",
             "gamma": "focusing exponent; 0 with alpha=None gives cross-entropy"},
     in_paper=True,
-    notes="The survey says gamma=1 gives cross-entropy; it is gamma=0. Multiclass alpha: "
-          "1 - alpha on class 0, alpha on the others (as MONAI).",
+    notes="The survey says gamma=1 gives cross-entropy; it is gamma=0. Multiclass: "
+          "-(1 - p_y)^gamma log p_y without alpha (MONAI and kornia apply alpha there).",
 ))
 class FocalLoss(SegLoss):
     """Module form of :func:`focal_loss`."""
