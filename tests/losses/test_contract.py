@@ -451,3 +451,14 @@ def test_registry_is_complete():
     assert paper == {"bce", "weighted_bce", "focal", "dice", "tversky", "focal_tversky",
                      "sensitivity_specificity", "exp_log", "log_cosh_dice"}
     assert not math.isnan(len(NAMES))
+
+
+@pytest.mark.parametrize("name,mode", _cases())
+def test_autocast_cpu_bf16(name, mode):
+    """Under CPU autocast (bf16) the loss still computes in fp32: same value as without it."""
+    logits, target = make_inputs(mode, dtype=torch.float32)
+    plain = _call(name, logits, target, mode=mode, reduction="none")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = _call(name, logits, target, mode=mode, reduction="none")
+    assert auto.dtype == torch.float32
+    torch.testing.assert_close(auto, plain, rtol=1e-5, atol=1e-6)

@@ -56,8 +56,14 @@ def separable_filter(x: Tensor, kernel: Tensor) -> Tensor:
     Each pass views the tensor as (1, M, L, R), L the filtered dim, and runs one depthwise
     ``conv2d`` with a (k, 1) kernel over the M maps: on CPU this is one to two orders of
     magnitude faster than a batch of single-channel convolutions, and 3 times faster than
-    ``conv3d`` for volumes.
+    ``conv3d`` for volumes. Autocast is switched off here: the statistics stay in the dtype of
+    ``x`` (fp32 or fp64) even inside a mixed-precision training step.
     """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _separable_filter(x, kernel)
+
+
+def _separable_filter(x: Tensor, kernel: Tensor) -> Tensor:
     spatial = tuple(x.shape[2:])
     radius = (kernel.numel() - 1) // 2
     taps = kernel.view(1, 1, -1, 1)
