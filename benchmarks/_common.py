@@ -63,12 +63,13 @@ class Timing:
 
 def time_interleaved(fns: Sequence[Fn], device: torch.device, *, warmup: int = 2,
                      repeats: int | None = None, min_repeats: int = 5, max_repeats: int = 50,
-                     budget_s: float = 0.5) -> list[Timing]:
+                     budget_s: float = 0.5, cap_s: float = 2.0) -> list[Timing]:
     """Time each of ``fns`` (one fwd+bwd call each), interleaved round-robin.
 
     With ``repeats`` given, every function runs exactly that many timed calls. Otherwise the
-    number adapts to the cost: at least ``min_repeats``, at most ``max_repeats``, stopping once
-    the round-robin has used ``budget_s`` seconds (after warm-up).
+    number adapts to the cost: at most ``max_repeats`` rounds, stopping once the round-robin
+    has used ``budget_s`` seconds (after warm-up) and ``min_repeats`` rounds are done, or
+    ``cap_s`` seconds whatever the count (at least one round: calls of seconds are timed once).
     """
     for fn in fns:
         for _ in range(warmup):
@@ -96,9 +97,11 @@ def time_interleaved(fns: Sequence[Fn], device: torch.device, *, warmup: int = 2
         if repeats is not None:
             if rounds >= repeats:
                 break
-        elif rounds >= max_repeats or (
-                rounds >= min_repeats and time.perf_counter() - start_all >= budget_s):
-            break
+        else:
+            spent = time.perf_counter() - start_all
+            if rounds >= max_repeats or spent >= cap_s or (
+                    rounds >= min_repeats and spent >= budget_s):
+                break
         if cuda and rounds % 8 == 0:
             sync(device)  # keep the host from queueing too far ahead of the timed work
     if cuda:
@@ -167,6 +170,38 @@ def copy_bandwidth(device: torch.device, nbytes: int = 256 * 2**20, repeats: int
     dst = torch.empty_like(src)
     timing = time_interleaved([lambda: dst.copy_(src)], device, warmup=3, repeats=repeats)[0]
     return 2 * n * 4 / (timing.median / 1e3)
+
+
+def warm_libm() -> None:
+    """Put the process in the state where float32 ``log1p``-based CPU kernels run fast.
+
+    With the PyTorch CPU wheel on our AMD EPYC test machine, float32 ``torch.log1p`` (and
+    ``F.logsigmoid``, ``F.softplus`` and ``F.binary_cross_entropy_with_logits``, which use
+    it) ran 10 to 20 times slower than ``torch.log`` in a fresh process, and at full speed
+    for the rest of the process once a vectorized ``torch.pow`` with a non-integer exponent
+    (or ``torch.lgamma``) had run. We did not pin the cause down (it lies in the math-library
+    dispatch of the build). Benchmarks call this first so that every implementation is timed
+    in the same, fast state whatever ran before; docs/performance.md gives both states.
+    """
+    a = torch.full((256,), 1.5)
+    torch.pow(a, 2.5)
+    torch.lgamma(a)
+
+
+def warm_allocator(nbytes: int = 16 * 2**20) -> None:
+    """Let the C allocator keep large blocks instead of returning them to the system.
+
+    glibc serves blocks above its mmap threshold (128 KiB at start) with fresh pages and
+    unmaps them on free, so every large temporary costs page faults, until a large block has
+    been freed once: the threshold then rises to its size (and the trim threshold to twice
+    that). A long-running training process gets there by itself; a fresh benchmark process
+    would otherwise time page faults that depend on what ran before (we measured 500 faults
+    per Dice call at 8x1x256x256, doubling its median). Touching and freeing one 16 MiB block
+    at start removes that noise for every implementation alike.
+    """
+    block = torch.empty(nbytes // 4, dtype=torch.float32)
+    block.fill_(0.0)
+    del block
 
 
 def cpu_model() -> str:

@@ -151,7 +151,8 @@ def check_values_in_unit_interval(tensor: Tensor, name: str, valid: Tensor | Non
         # min/max runs about twice as fast: [+0, 1] is [0, bits of 1.0]; negative values
         # (also -0.0) and NaN fall outside and get the exact check below
         probe = probe.view(bits[0])
-    lo, hi = (v.item() for v in torch.aminmax(probe))
+    low, high = torch.aminmax(probe)
+    lo, hi = low.item(), high.item()
     if 0 <= lo and hi <= (1 if bits is None else bits[1]):
         return
     values = tensor if valid is None else tensor[valid.expand_as(tensor)]
@@ -172,7 +173,8 @@ def check_labels(labels: Tensor, name: str, num_classes: int, ignore_index: int 
     if labels.numel() == 0:
         return
     probe = labels if ignore_index is None else labels.masked_fill(labels == ignore_index, 0)
-    lo, hi = (v.item() for v in torch.aminmax(probe))
+    low, high = torch.aminmax(probe)
+    lo, hi = low.item(), high.item()
     if 0 <= lo and hi < num_classes:
         return
     values = labels if ignore_index is None else labels[labels != ignore_index]

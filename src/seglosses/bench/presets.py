@@ -124,7 +124,7 @@ class Preset:
 def _presets() -> dict[str, Preset]:
     quick = BenchConfig(
         preset="quick", losses=PAPER_LOSSES, seeds=(0,), format="mni-skullstrip",
-        image_size=64, subjects=30, slices_per_subject=8, epochs=16, batch_size=16,
+        image_size=64, subjects=30, slices_per_subject=8, epochs=30, batch_size=16,
         width=8, depth=3, examples=4,
     )
     paper = BenchConfig(

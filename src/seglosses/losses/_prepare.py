@@ -114,6 +114,30 @@ class _LogSigmoid(torch.autograd.Function):
         return torch.neg(x).sigmoid_().mul_(grad), None, None
 
 
+class _BinaryCrossEntropy(torch.autograd.Function):
+    """``-[t log sigmoid(x) + (1 - t) log sigmoid(-x)]`` as ``term + max(x, 0) - t x``.
+
+    ``term`` is the shared ``log(1 + exp(-|x|))``; for targets in {0, 1} the value equals the
+    log-space formula bit for bit (``max(x, 0) - x`` is exact), for soft targets to rounding.
+    One node: the gradient ``sigmoid(x) - t`` is one buffer, where the formula would run a
+    dozen full-size nodes. ``t`` is a constant here.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, t: Tensor, term: Tensor) -> Tensor:
+        ctx.save_for_backward(x, t)
+        out = x.clamp(min=0.0)
+        out.addcmul_(t, x, value=-1.0)
+        return out.add_(term)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        x, t = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: out of place, so it is recorded
+            return (torch.sigmoid(x) - t) * grad, None, None
+        return torch.sigmoid(x).sub_(t).mul_(grad), None, None
+
+
 _T = TypeVar("_T")
 
 
@@ -227,6 +251,20 @@ class Prepared:
         """``log(1 + exp(-|x|))`` of the logits, shared by ``log p`` and ``log(1 - p)``."""
         return _softplus_neg_abs(self.values)
 
+    def binary_cross_entropy(self) -> Tensor:
+        """Per-voxel ``-[t log p + (1 - t) log(1 - p)]``, (B, C, *S), binary/multilabel.
+
+        The same values as the formula on :attr:`log_prob` and :attr:`log_one_minus_prob`
+        (bit for bit for targets in {0, 1}; to rounding for soft targets). From logits on
+        CPU in float32 it is one fused node that needs neither log tensor (see
+        :class:`_BinaryCrossEntropy`); elsewhere it is the formula itself.
+        """
+        t = self.target
+        if self.from_logits and self.mode != "multiclass" and _log1p_needs_log(self.values) \
+                and not t.requires_grad:
+            return _BinaryCrossEntropy.apply(self.values, t, self._softplus_term)
+        return -(t * self.log_prob + (1.0 - t) * self.log_one_minus_prob)
+
     @cached_property
     def valid(self) -> Tensor | None:
         """Bool valid-voxel map matching :attr:`weight`, or ``None``."""
@@ -331,7 +369,7 @@ def prepare(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode:
 
     resolved = resolve_mode(mode, logits, target)
     dtype = compute_dtype(logits.dtype)
-    values = logits.to(dtype)
+    values = logits if logits.dtype == dtype else logits.to(dtype)
     b, c = logits.shape[:2]
     spatial = tuple(logits.shape[2:])
     device = logits.device
@@ -386,7 +424,7 @@ def prepare(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode:
             t = torch.where(keep, target.to(dtype), torch.zeros((), dtype=dtype, device=device))
             check_values_in_unit_interval(t, "target", keep)
         else:
-            t = target.to(dtype)
+            t = target if target.dtype == dtype else target.to(dtype)
             check_values_in_unit_interval(t, "target")
 
     if mask is not None:
