@@ -224,13 +224,19 @@ def package_version(name: str) -> str:
         return "absent"
 
 
-def environment(device: torch.device, packages: Sequence[str]) -> dict[str, str]:
-    """Device, threads, date and package versions, for the report header."""
+def environment(device: torch.device, packages: Sequence[str],
+                load: Sequence[float] | None = None) -> dict[str, str]:
+    """Device, threads, date, package versions and load average, for the report header.
+
+    ``load``: the (1, 5, 15 min) load average to report, e.g. taken when the run started;
+    default: now.
+    """
+    load = os.getloadavg() if load is None else load
     info = {
         "date": datetime.date.today().isoformat(),
         "cpu": f"{cpu_model()} ({os.cpu_count()} logical cores)",
         "threads": str(torch.get_num_threads()),
-        "load average at start (1/5/15 min)": " / ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "load average (1/5/15 min)": " / ".join(f"{v:.2f}" for v in load),
         "python": platform.python_version(),
     }
     if device.type == "cuda":

@@ -12,11 +12,11 @@ kornia or PyTorch itself, where they have it, on the same inputs and in the same
 - **Memory**: peak memory of one call above what was allocated before it, in MiB. CUDA:
   ``torch.cuda.max_memory_allocated``; CPU: live torch tensor storages tracked by a dispatch
   mode (NumPy/SciPy buffers of a peer are not seen), see ``benchmarks/_common.py``.
-- **Value**: "same" when both implementations gave the same loss on these inputs (relative
-  difference below 1e-4). Where a peer pools or smooths differently by default, seglosses is
-  configured to compute the peer's definition (the "ours params" column, e.g. ``batch=True``
-  against smp, whose region losses pool the batch), so a ratio is a like-for-like speed
-  comparison where the value column says "same".
+- **Value**: "same" when both implementations gave the same loss on these inputs (within
+  1e-4 times the larger of 1 and the values' magnitude). Where a peer pools or smooths
+  differently by default, seglosses is configured to compute the peer's definition (the
+  "ours params" column, e.g. ``batch=True`` against smp, whose region losses pool the
+  batch), so a ratio is a like-for-like speed comparison where the value column says "same".
 - **Floor** (CUDA only): the time to move the bytes a fused forward + backward must touch
   (read logits and target, read them again and write the gradient) at the copy bandwidth
   measured in the same run.
@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import subprocess
 import sys
@@ -583,6 +584,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    start_load = os.getloadavg()
     args = parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -629,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.empty_cache()
 
     env = environment(device, ["torch", "monai", "segmentation_models_pytorch", "kornia",
-                               "seglosses"])
+                               "seglosses"], load=start_load)
     cmd = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/bench_losses.py",
                                                         *(sys.argv[1:] if argv is None else argv)])
     lines = [f"command: `{cmd}`", f"device: {device}" + (f" ({env['gpu']})" if cuda else ""),

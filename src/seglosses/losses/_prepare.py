@@ -401,7 +401,10 @@ def prepare(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode:
                 weight = keep.unsqueeze(1).to(dtype)
                 idx = torch.where(keep, idx, torch.zeros_like(idx))
             labels = idx
-            t = F.one_hot(idx, c).movedim(-1, 1).to(dtype)
+            # one-hot in the logits' own (B, C, *S) layout: F.one_hot gives channels-last
+            # strides, which slow down every later op that mixes it with p
+            t = torch.zeros(logits.shape, dtype=dtype, device=device).scatter_(
+                1, idx.unsqueeze(1), 1.0)
         else:
             raise ValueError(
                 f"`target` must have shape (B, *S) = {shape_str(index_shape)} or (B, C, *S) = "

@@ -24,7 +24,7 @@ def cross_entropy_map(prep: Prepared) -> Tensor:
         if cw is not None:
             term = term * cw
         return -term.sum(dim=1, keepdim=True)
-    return -(t * prep.log_prob + (1.0 - t) * prep.log_one_minus_prob)
+    return prep.binary_cross_entropy()
 
 
 def bce_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode: Mode = "auto",
