@@ -144,6 +144,7 @@ def check_values_in_unit_interval(tensor: Tensor, name: str, valid: Tensor | Non
     # in-range value, so the verdict is that of the valid entries alone
     if tensor.numel() == 0:
         return
+    tensor = tensor.detach()  # a target that requires grad is read, never differentiated
     probe = tensor if valid is None else torch.where(valid, tensor, 0.0)
     bits = _UNIT_INTERVAL_BITS.get(probe.dtype)
     if bits is not None:

@@ -39,11 +39,8 @@ def test_reference_values_scale(scale):
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("mode", MODES)
 def test_reductions_match_reference(mode, reduction):
-    logits, target, mask, kw = R.variant_case(mode, 2, 4, "mask")
-    got = SF.distance_penalty_ce_loss(torch.from_numpy(logits), torch.from_numpy(target),
-                                      torch.from_numpy(mask), reduction=reduction, **kw)
-    want = R.distance_penalty_ce(logits, target, mask, reduction=reduction, **kw)
-    np.testing.assert_allclose(got.item(), want, rtol=1e-6)
+    R.check_reduction_against_reference(SF.distance_penalty_ce_loss, R.distance_penalty_ce, mode, 2, 4,
+                                        reduction)
 
 
 def test_hand_computed():

@@ -33,11 +33,8 @@ def test_reference_values(mode, ndim, variant):
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("mode", MODES)
 def test_reductions_match_reference(mode, reduction):
-    logits, target, mask, kw = R.variant_case(mode, 3, 4, "mask")
-    got = SF.shape_aware_loss(torch.from_numpy(logits), torch.from_numpy(target),
-                              torch.from_numpy(mask), reduction=reduction, **kw)
-    want = R.shape_aware(logits, target, mask, reduction=reduction, **kw)
-    np.testing.assert_allclose(got.item(), want, rtol=1e-6)
+    R.check_reduction_against_reference(SF.shape_aware_loss, R.shape_aware, mode, 3, 4,
+                                        reduction)
 
 
 def test_hand_computed():

@@ -55,7 +55,6 @@ def test_auto_beta_pools_the_batch():
     assert seglosses.loss_info("weighted_bce").batch_dependent
 
 
-@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 def test_auto_beta_is_detached():
     """beta reads the target only and carries no gradient, even for a target that has one."""
     logits = torch.randn(2, 1, 3, 5, dtype=torch.float64)

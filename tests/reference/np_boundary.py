@@ -377,3 +377,14 @@ def check_against_reference(loss_fn, reference_fn, mode: str, ndim: int, variant
         want = reference_fn(logits, target, mask, reduction="none", **kwargs)
         np.testing.assert_allclose(got.numpy(), want, rtol=rtol, atol=1e-12,
                                    err_msg=f"seed={seed} variant={variant} {kwargs}")
+
+
+def check_reduction_against_reference(fn, ref, mode, ndim, seed, reduction, rtol=1e-6):
+    """``fn`` with ``reduction`` "mean"/"sum" on a masked case equals the reference."""
+    import torch
+
+    logits, target, mask, kw = variant_case(mode, ndim, seed, "mask")
+    got = fn(torch.from_numpy(logits), torch.from_numpy(target), torch.from_numpy(mask),
+             reduction=reduction, **kw)
+    want = ref(logits, target, mask, reduction=reduction, **kw)
+    np.testing.assert_allclose(got.item(), want, rtol=rtol)

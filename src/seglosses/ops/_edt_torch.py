@@ -60,18 +60,10 @@ def squared_edt(mask: Tensor, spacing: Sequence[float], spatial_dims: int,
     """
     if method is None:
         method = "runs" if mask.device.type == "cpu" else "lockstep"
-    if mask.device.type != "cpu":
-        return _squared_edt(mask, spacing, spatial_dims, method)
-    # The CPU work is thousands of small tensor operations: thread-pool hand-offs cost more
-    # than they give (and stall badly on a busy machine), so run them on the calling thread.
-    threads = torch.get_num_threads()
-    if threads == 1:
-        return _squared_edt(mask, spacing, spatial_dims, method)
-    torch.set_num_threads(1)
-    try:
-        return _squared_edt(mask, spacing, spatial_dims, method)
-    finally:
-        torch.set_num_threads(threads)
+    # The process-wide thread setting is the caller's: measured on an idle 2-core CPU, two
+    # threads are faster than one on 3-D and small-image batches and 12 % slower on
+    # 16x512x512, so the library does not override it.
+    return _squared_edt(mask, spacing, spatial_dims, method)
 
 
 def _squared_edt(mask: Tensor, spacing: Sequence[float], spatial_dims: int,
