@@ -569,6 +569,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
     p.add_argument("--no-validation", action="store_true",
                    help="seglosses.set_validation(False) (value checks off)")
+    p.add_argument("--no-kernels", action="store_true",
+                   help="seglosses.kernels.set_enabled(False): the eager path on CUDA too")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 if a promised CPU comparison is slower than MONAI")
     p.add_argument("--cold", action="store_true",
@@ -593,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.cpu_threads)
     if args.no_validation:
         seglosses.set_validation(False)
+    if args.no_kernels:
+        seglosses.kernels.set_enabled(False)
     shape_set = "small" if args.small else args.shapes or ("full" if device.type == "cuda"
                                                            else "cpu")
     names = seglosses.list_losses() if args.losses == "all" else \
@@ -638,6 +642,9 @@ def main(argv: list[str] | None = None) -> int:
              *(f"{k}: {v}" for k, v in env.items() if k != "gpu"),
              f"shapes: {shape_set} ({', '.join(_shape_str(s) for _, s in SHAPE_SETS[shape_set])})",
              f"validation: {'off' if args.no_validation else 'on'}",
+             "fused kernels: " + ("off (--no-kernels)" if args.no_kernels else
+                                  "Triton" if cuda and seglosses.kernels.use_for(
+                                      torch.zeros(1, device=device)) else "none (eager)"),
              f"statistic: {args.stat} of the timed fwd+bwd calls",
              "process: allocator warmed first (warm_allocator); math library "
              + ("not warmed (--cold)" if args.cold else "warmed first (warm_libm)")

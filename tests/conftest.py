@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+# Without a GPU, the Triton kernels run (in their tests) under Triton's CPU interpreter, which
+# must be chosen before anything imports Triton.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 # Tests never write to the user's data cache.
 os.environ["SEGLOSSES_CACHE"] = tempfile.mkdtemp(prefix="seglosses-test-cache-")
 

@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from . import functional, metrics, ops
+from . import functional, kernels, metrics, ops
 from ._registry import LossInfo, get_loss, list_losses, loss_info
 from ._types import Family
 from ._validation import get_validation, set_validation
@@ -31,7 +31,8 @@ globals().update(_loss_classes)
 __all__ = sorted(
     [
         "CompoundLoss", "Family", "LossArithmetic", "LossInfo", "SegLoss", "__version__",
-        "functional", "get_loss", "metrics", "ops", "get_validation", "list_losses", "loss_info",
+        "functional", "get_loss", "kernels", "metrics", "ops", "get_validation", "list_losses",
+        "loss_info",
         "set_validation",
     ]
     + list(_loss_classes)

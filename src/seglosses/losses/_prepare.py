@@ -37,29 +37,30 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _log1p_needs_log(x: Tensor) -> bool:
-    """Whether :func:`log1p_fast` should avoid ``torch.log1p``.
+_CPU_MATH_WARM = False
 
-    On CPU, float32 ``log1p`` (and the log-sigmoid and softplus kernels built on it) runs an
-    order of magnitude slower than ``log`` on AVX-512 builds of PyTorch; float64 and CUDA are
-    unaffected. Under ``torch.compile`` the compiler's own kernels are used.
+
+def _cpu_eager(x: Tensor) -> bool:
+    """Whether the CPU-specific eager kernels of this module apply: a CPU tensor outside
+    ``torch.compile`` (the compiler fuses the plain formulas itself; CUDA has its own path)."""
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def warm_cpu_math(x: Tensor) -> None:
+    """Put the process in the state where PyTorch's float32 ``log1p`` runs at full speed.
+
+    With the PyTorch 2.14 CPU wheels on our AMD EPYC machines, float32 ``torch.log1p`` (and
+    ``logsigmoid``, ``softplus`` and ``binary_cross_entropy_with_logits``, built on it) runs 10
+    to 20 times slower in a fresh process than after the first vectorized ``torch.pow`` with a
+    non-integer exponent, in every thread and with identical results (docs/performance.md).
+    The first CPU call of a loss runs one such ``pow`` on 256 numbers (microseconds); nothing
+    else changes. Skipped under ``torch.compile``, whose kernels do not use these paths.
     """
-    return (x.device.type == "cpu" and x.dtype == torch.float32
-            and not torch.compiler.is_compiling())
-
-
-def log1p_fast(y: Tensor) -> Tensor:
-    """``log(1 + y)`` for ``y >= -0.5``, as accurate as ``torch.log1p`` (within 2 ulp).
-
-    Where ``torch.log1p`` is slow (see :func:`_log1p_needs_log`) it is evaluated as
-    ``log(u) - (u - 1 - y) / u`` with ``u = 1 + y`` rounded: for ``y >= -0.5`` both ``u - 1``
-    and ``(u - 1) - y`` are exact (Sterbenz), so the correction removes the rounding error of
-    ``u`` to second order. Elsewhere it is ``torch.log1p``. Differentiable either way.
-    """
-    if not _log1p_needs_log(y):
-        return torch.log1p(y)
-    u = 1.0 + y
-    return torch.log(u) - ((u - 1.0) - y) / u
+    global _CPU_MATH_WARM
+    if _CPU_MATH_WARM or x.device.type != "cpu" or torch.compiler.is_compiling():
+        return
+    torch.pow(torch.full((256,), 1.5), 2.5)
+    _CPU_MATH_WARM = True
 
 
 def log1mexp(log_p: Tensor) -> Tensor:
@@ -69,22 +70,16 @@ def log1mexp(log_p: Tensor) -> Tensor:
     safe_hi = torch.where(log_p > cut, log_p, torch.full_like(log_p, cut))
     safe_lo = torch.where(log_p > cut, torch.full_like(log_p, cut), log_p)
     hi = torch.log(-torch.expm1(safe_hi).clamp(max=-torch.finfo(log_p.dtype).tiny))
-    lo = log1p_fast(-torch.exp(safe_lo))  # argument in [-0.5, 0)
+    lo = torch.log1p(-torch.exp(safe_lo))
     return torch.where(log_p > cut, hi, lo)
 
 
 def _softplus_neg_abs(x: Tensor) -> Tensor:
     """``log(1 + exp(-|x|))``, the term shared by ``log sigmoid(x)`` and ``log sigmoid(-x)``;
-    computed without autograd (see :class:`_LogSigmoid`), in place where possible: on CPU
-    every fresh full-size buffer costs page faults."""
+    computed without autograd (see :class:`_LogSigmoid`) and in place: on CPU every fresh
+    full-size buffer costs page faults."""
     with torch.no_grad():
-        y = x.abs().neg_().exp_()
-        if not _log1p_needs_log(y):
-            return y.log1p_()
-        # log1p_fast, in place: log(u) - ((u - 1) - y) / u with u = 1 + y
-        u = y + 1.0
-        err = (u - 1.0).sub_(y).div_(u)
-        return u.log_().sub_(err)
+        return x.abs().neg_().exp_().log1p_()
 
 
 class _LogSigmoid(torch.autograd.Function):
@@ -114,28 +109,37 @@ class _LogSigmoid(torch.autograd.Function):
         return torch.neg(x).sigmoid_().mul_(grad), None, None
 
 
-class _BinaryCrossEntropy(torch.autograd.Function):
-    """``-[t log sigmoid(x) + (1 - t) log sigmoid(-x)]`` as ``term + max(x, 0) - t x``.
+def binary_cross_entropy_from_logits(x: Tensor, t: Tensor) -> Tensor:
+    """``-[t log sigmoid(x) + (1 - t) log sigmoid(-x)]`` without cancellation, no autograd.
 
-    ``term`` is the shared ``log(1 + exp(-|x|))``; for targets in {0, 1} the value equals the
-    log-space formula bit for bit (``max(x, 0) - x`` is exact), for soft targets to rounding.
-    One node: the gradient ``sigmoid(x) - t`` is one buffer, where the formula would run a
-    dozen full-size nodes. ``t`` is a constant here.
+    It equals ``log(1 + e^x) - t x = log(e^{-t x} + e^{(1 - t) x})``, one ``logaddexp``
+    (``max(a, b) + log1p(exp(-|a - b|))`` with ``|a - b| = |x|``) of two terms of which the
+    larger is ``max(-t x, (1 - t) x) >= 0``: exact for targets in {0, 1} and accurate to
+    rounding for soft ones, also for confident voxels. PyTorch's
+    ``binary_cross_entropy_with_logits`` computes ``(1 - t) x - log sigmoid(x)``, which
+    cancels for confident negatives: at ``x = -20, t = 0`` it returns 0 for ``2.1e-9``.
     """
+    tx = t * x
+    rest = x - tx
+    return torch.logaddexp(tx.neg_(), rest)
+
+
+class _BinaryCrossEntropy(torch.autograd.Function):
+    """:func:`binary_cross_entropy_from_logits` in one node: the gradient ``sigmoid(x) - t``
+    is one buffer, where the formula would run a dozen full-size nodes. ``t`` is a constant
+    here."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, t: Tensor, term: Tensor) -> Tensor:
+    def forward(ctx: Any, x: Tensor, t: Tensor) -> Tensor:
         ctx.save_for_backward(x, t)
-        out = x.clamp(min=0.0)
-        out.addcmul_(t, x, value=-1.0)
-        return out.add_(term)
+        return binary_cross_entropy_from_logits(x, t)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         x, t = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: out of place, so it is recorded
-            return (torch.sigmoid(x) - t) * grad, None, None
-        return torch.sigmoid(x).sub_(t).mul_(grad), None, None
+            return (torch.sigmoid(x) - t) * grad, None
+        return torch.sigmoid(x).sub_(t).mul_(grad), None
 
 
 _T = TypeVar("_T")
@@ -169,6 +173,9 @@ class Prepared:
 
     Attributes:
         mode: the resolved mode, ``"binary"``, ``"multilabel"`` or ``"multiclass"``.
+        raw: the logits (or probabilities) as given, (B, C, *S).
+        dtype: the compute dtype, float32 (float64 for float64 input).
+        values: ``raw`` in the compute dtype (converted on first use).
         target: float target of the logits' shape (B, C, *S) in the compute dtype; one-hot for
             integer multiclass labels; zero on ignored voxels.
         labels: int64 (B, *S) class indices for integer multiclass targets (ignored voxels set
@@ -180,28 +187,52 @@ class Prepared:
         spatial_dims: the spatial dimensions of the (B, C, *S) layout.
     """
 
-    def __init__(self, *, mode: ResolvedMode, values: Tensor, from_logits: bool, target: Tensor,
-                 labels: Tensor | None, weight: Tensor | None, class_weights: Tensor | None,
-                 channels: list[int]) -> None:
+    def __init__(self, *, mode: ResolvedMode, raw: Tensor, from_logits: bool,
+                 target: Tensor | None, labels: Tensor | None, weight: Tensor | None,
+                 class_weights: Tensor | None, channels: list[int]) -> None:
         self.mode = mode
-        self.values = values
+        self.raw = raw
+        self.dtype = compute_dtype(raw.dtype)
+        if raw.dtype == self.dtype:
+            vars(self)["values"] = raw
         self.from_logits = from_logits
-        self.target = target
+        if target is not None:  # else built from ``labels`` on first use
+            vars(self)["target"] = target
+        elif labels is None:
+            raise ValueError("Prepared needs a target or labels")
         self.labels = labels
         self.weight = weight
         self.class_weights = class_weights
         self.channels = channels
-        self.spatial_dims = tuple(range(2, values.dim()))
+        self.spatial_dims = tuple(range(2, raw.dim()))
+
+    @cached_property
+    def values(self) -> Tensor:
+        """The input in the compute dtype (float32, or float64 for float64 input), converted
+        on first use: the fused GPU kernels read half-precision logits as they are."""
+        return self.raw.to(self.dtype)
+
+    @cached_property
+    def target(self) -> Tensor:
+        """The one-hot target of integer labels, built on first use (a loss that needs only
+        the labels, such as the cross-entropy, never builds it)."""
+        labels = self.labels
+        assert labels is not None
+        # one-hot in the logits' own (B, C, *S) layout: F.one_hot gives channels-last
+        # strides, which slow down every later op that mixes it with p
+        t = torch.zeros(self.raw.shape, dtype=self.dtype,
+                        device=self.raw.device).scatter_(1, labels.unsqueeze(1), 1.0)
+        return t if self.weight is None else t.mul_(self.weight)
 
     @property
     def num_classes(self) -> int:
         """C, the number of channels."""
-        return self.values.shape[1]
+        return self.raw.shape[1]
 
     @property
     def batch_size(self) -> int:
         """B."""
-        return self.values.shape[0]
+        return self.raw.shape[0]
 
     @property
     def logits(self) -> Tensor:
@@ -231,7 +262,7 @@ class Prepared:
             return torch.log(self._clamped)
         if self.mode == "multiclass":
             return torch.log_softmax(self.values, dim=1)
-        if _log1p_needs_log(self.values):
+        if _cpu_eager(self.values):
             return _LogSigmoid.apply(self.values, self._softplus_term, False)
         return F.logsigmoid(self.values)
 
@@ -242,7 +273,7 @@ class Prepared:
             return torch.log1p(-self._clamped)
         if self.mode == "multiclass":
             return log1mexp(self.log_prob)
-        if _log1p_needs_log(self.values):
+        if _cpu_eager(self.values):
             return _LogSigmoid.apply(self.values, self._softplus_term, True)
         return F.logsigmoid(-self.values)
 
@@ -254,15 +285,14 @@ class Prepared:
     def binary_cross_entropy(self) -> Tensor:
         """Per-voxel ``-[t log p + (1 - t) log(1 - p)]``, (B, C, *S), binary/multilabel.
 
-        The same values as the formula on :attr:`log_prob` and :attr:`log_one_minus_prob`
-        (bit for bit for targets in {0, 1}; to rounding for soft targets). From logits on
-        CPU in float32 it is one fused node that needs neither log tensor (see
-        :class:`_BinaryCrossEntropy`); elsewhere it is the formula itself.
+        The same values as the formula on :attr:`log_prob` and :attr:`log_one_minus_prob`, to
+        rounding. From logits on CPU it is one fused node that needs neither log tensor (see
+        :func:`binary_cross_entropy_from_logits`); elsewhere it is the formula itself.
         """
         t = self.target
-        if self.from_logits and self.mode != "multiclass" and _log1p_needs_log(self.values) \
+        if self.from_logits and self.mode != "multiclass" and _cpu_eager(self.values) \
                 and not t.requires_grad:
-            return _BinaryCrossEntropy.apply(self.values, t, self._softplus_term)
+            return _BinaryCrossEntropy.apply(self.values, t)
         return -(t * self.log_prob + (1.0 - t) * self.log_one_minus_prob)
 
     @cached_property
@@ -367,9 +397,9 @@ def prepare(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode:
     if target.is_complex():
         raise TypeError(f"`target` must be a real tensor; got dtype {target.dtype}")
 
+    warm_cpu_math(logits)
     resolved = resolve_mode(mode, logits, target)
     dtype = compute_dtype(logits.dtype)
-    values = logits if logits.dtype == dtype else logits.to(dtype)
     b, c = logits.shape[:2]
     spatial = tuple(logits.shape[2:])
     device = logits.device
@@ -401,10 +431,7 @@ def prepare(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode:
                 weight = keep.unsqueeze(1).to(dtype)
                 idx = torch.where(keep, idx, torch.zeros_like(idx))
             labels = idx
-            # one-hot in the logits' own (B, C, *S) layout: F.one_hot gives channels-last
-            # strides, which slow down every later op that mixes it with p
-            t = torch.zeros(logits.shape, dtype=dtype, device=device).scatter_(
-                1, idx.unsqueeze(1), 1.0)
+            t = None  # the one-hot target is built from the labels on first use
         else:
             raise ValueError(
                 f"`target` must have shape (B, *S) = {shape_str(index_shape)} or (B, C, *S) = "
@@ -445,14 +472,14 @@ def prepare(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode:
         m = mask.to(dtype)
         weight = m if weight is None else weight * m
 
-    if weight is not None:
+    if weight is not None and t is not None:
         t = t * weight
 
     if not from_logits and resolved != "multiclass":
-        check_values_in_unit_interval(values.detach(), "logits (probabilities, from_logits=False)")
+        check_values_in_unit_interval(logits.detach(), "logits (probabilities, from_logits=False)")
 
     channels = list(range(1, c)) if (resolved == "multiclass" and not include_background) \
         else list(range(c))
     cw = _as_weight(class_weights, c, channels, device, dtype)
-    return Prepared(mode=resolved, values=values, from_logits=from_logits, target=t,
+    return Prepared(mode=resolved, raw=logits, from_logits=from_logits, target=t,
                     labels=labels, weight=weight, class_weights=cw, channels=channels)

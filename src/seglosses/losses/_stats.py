@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from .. import kernels
 from .._types import REDUCTIONS
 from .._validation import check_choice
 from ._prepare import Prepared
@@ -35,10 +36,10 @@ def weighted_sum(x: Tensor, prep: Prepared, batch: bool = False) -> Tensor:
 
 def valid_count(prep: Prepared, batch: bool = False) -> Tensor:
     """Number of valid voxels N per (B, C) (or (1, C))."""
-    shape = prep.values.shape
+    shape = prep.raw.shape
     if prep.weight is None:
-        n = torch.full(shape[:2], float(math.prod(shape[2:])), dtype=prep.values.dtype,
-                       device=prep.values.device)
+        n = torch.full(shape[:2], float(math.prod(shape[2:])), dtype=prep.dtype,
+                       device=prep.raw.device)
     elif prep.weight.shape[1] == 1:
         # every channel counts the same voxels: sum once, not once per channel
         n = prep.weight.sum(dim=prep.spatial_dims).expand(shape[:2]).contiguous()
@@ -47,10 +48,19 @@ def valid_count(prep: Prepared, batch: bool = False) -> Tensor:
     return n.sum(dim=0, keepdim=True) if batch else n
 
 
-def _stats_forward(p: Tensor, t: Tensor, w: Tensor | None, n: Tensor | float,
-                   dims: tuple[int, ...], batch: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """TP, FP, FN, TN by exactly the operations of the unfused formulas of :func:`soft_stats`."""
-    pt = p * t
+class SoftSums(NamedTuple):
+    """Soft TP = sum p t, sum p and sum t per (B, C) (or (1, C) when pooled over the batch)."""
+
+    tp: Tensor
+    sum_p: Tensor
+    sum_t: Tensor
+
+
+def _sums_forward(p: Tensor, t: Tensor, w: Tensor | None, dims: tuple[int, ...],
+                  batch: bool, scratch: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """TP, sum p, sum t by exactly the operations of the unfused formulas of :func:`soft_sums`
+    (the product ``p t`` written to ``scratch`` when given)."""
+    pt = p * t if scratch is None else torch.mul(p, t, out=scratch)
     if w is not None:
         tp = pt.mul_(w).sum(dim=dims)
         sum_p = (p * w).sum(dim=dims)
@@ -62,35 +72,39 @@ def _stats_forward(p: Tensor, t: Tensor, w: Tensor | None, n: Tensor | float,
     del pt
     if batch:
         tp, sum_p, sum_t = (v.sum(dim=0, keepdim=True) for v in (tp, sum_p, sum_t))
-    return tp, sum_p - tp, sum_t - tp, n - sum_p - sum_t + tp
+    return tp, sum_p, sum_t
 
 
-def _stats_grad(t: Tensor, w: Tensor | None, grads: tuple[Tensor | None, ...],
-                extra: Tensor | None = None) -> Tensor | None:
-    """Gradient of the statistics with respect to p, ``w (a t + b)``, plus ``extra``.
+def _sums_grad(t: Tensor, w: Tensor | None, g_tp: Tensor | None, g_sp: Tensor | None,
+               extra: Tensor | None = None, out: Tensor | None = None) -> Tensor | None:
+    """Gradient of TP and sum p with respect to p, ``w (g_tp t + g_sp)``, plus ``extra``.
 
-    Every statistic is linear in p: ``a = g_tp - g_fp - g_fn + g_tn`` and ``b = g_fp - g_tn``
-    per (sample, channel). Without grad mode the result is built in one fresh buffer (which
-    the caller may modify in place); with grad mode (double backward) out of place.
+    ``g_tp`` and ``g_sp`` are per (sample, channel) (or (1, C)); sum t does not depend on p.
+    Without grad mode the result is built in one buffer, ``out`` when given (of ``t``'s shape)
+    or a fresh one, which the caller may modify in place; with grad mode (double backward) out
+    of place.
     """
-    if all(g is None for g in grads):
+    if g_tp is None and g_sp is None:
         return None if extra is None else (extra if torch.is_grad_enabled() else extra.clone())
-    g_tp, g_fp, g_fn, g_tn = (0.0 if g is None else g for g in grads)
-    a = g_tp - g_fp - g_fn + g_tn
-    b = g_fp - g_tn
     tail = (1,) * (t.dim() - 2)
-    a = a.view(*a.shape, *tail) if isinstance(a, Tensor) else a
-    b = b.view(*b.shape, *tail) if isinstance(b, Tensor) else b
+    a = None if g_tp is None else g_tp.view(*g_tp.shape, *tail)
+    b = None if g_sp is None else g_sp.view(*g_sp.shape, *tail)
     if torch.is_grad_enabled():
-        grad = t * a + b
+        grad = t * a if b is None else (b.expand(t.shape) if a is None else t * a + b)
         if w is not None:
             grad = grad * w
         grad = torch.broadcast_to(grad, t.shape)
         return grad if extra is None else grad + extra
-    grad = t * a
-    if not isinstance(grad, Tensor) or grad.shape != t.shape:
+    if a is None:
+        grad = torch.broadcast_to(b, t.shape).clone()  # type: ignore[arg-type]
+    else:
+        # t * a, then + b in place: three times faster on CPU than addcmul with a
+        # broadcast first argument
+        grad = t * a if out is None or out.shape != t.shape else torch.mul(t, a, out=out)
+        if b is not None:
+            grad.add_(b)
+    if grad.shape != t.shape:
         grad = torch.broadcast_to(grad, t.shape).clone()
-    grad.add_(b)
     if w is not None:
         grad.mul_(w)
     if extra is not None:
@@ -98,57 +112,100 @@ def _stats_grad(t: Tensor, w: Tensor | None, grads: tuple[Tensor | None, ...],
     return grad
 
 
-class _SoftStatsFunction(torch.autograd.Function):
-    """TP, FP, FN, TN of :func:`soft_stats` from p, in one node with a fused backward.
+class _SoftSumsFunction(torch.autograd.Function):
+    """TP, sum p and sum t of :func:`soft_sums` from p, in one node with a fused backward.
 
     The forward runs exactly the operations of the unfused formulas (the values are the same,
-    bit for bit); ``t``, ``w`` and ``n`` are constants. The gradient is built in one
-    full-size buffer (see :func:`_stats_grad`), where autograd would allocate a product and a
-    sum of branch gradients and run a dozen small nodes; on CPU every fresh full-size buffer
-    also costs page faults.
+    bit for bit); ``t`` and ``w`` are constants. The gradient ``w (g_tp t + g_sp)`` is built
+    in one full-size buffer (see :func:`_sums_grad`), where autograd would allocate a product
+    and a sum of branch gradients; on CPU every fresh full-size buffer also costs page faults.
     """
 
     @staticmethod
-    def forward(ctx: Any, p: Tensor, t: Tensor, w: Tensor | None, n: Tensor | float,
-                dims: tuple[int, ...], batch: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(ctx: Any, p: Tensor, t: Tensor, w: Tensor | None, dims: tuple[int, ...],
+                batch: bool) -> tuple[Tensor, Tensor, Tensor]:
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(t, w)
-        return _stats_forward(p, t, w, n, dims, batch)
+        # one buffer for the product p t now and for the gradient later: on CPU a fresh
+        # full-size buffer costs page faults (and fresh memory on any device)
+        ctx.scratch = torch.empty_like(p) if p.shape == t.shape else None
+        return _sums_forward(p, t, w, dims, batch, ctx.scratch)
 
     @staticmethod
-    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, g_tp: Tensor | None, g_sp: Tensor | None,
+                 g_st: Tensor | None) -> tuple[Tensor | None, ...]:
         t, w = ctx.saved_tensors
-        return (_stats_grad(t, w, grads), None, None, None, None, None)
+        out, ctx.scratch = ctx.scratch, None  # a second backward gets a fresh buffer
+        return (_sums_grad(t, w, g_tp, g_sp, out=None if torch.is_grad_enabled() else out),
+                None, None, None, None)
 
 
-class _SigmoidSoftStatsFunction(torch.autograd.Function):
-    """``p = sigmoid(x)`` and the statistics of p, in one node; returns (TP, FP, FN, TN, p).
+class _SigmoidSoftSumsFunction(torch.autograd.Function):
+    """``p = sigmoid(x)`` and the sums of p, in one node; returns (TP, sum p, sum t, p).
 
-    The backward applies the sigmoid derivative in place to the buffer of the statistics'
-    gradient (with ATen's own ``sigmoid_backward`` kernel), saving the separate buffer of a
-    sigmoid node. ``p`` is an output, so other uses of it are differentiated here too.
+    The backward applies the sigmoid derivative in place to the buffer of the sums' gradient
+    (with ATen's own ``sigmoid_backward`` kernel), saving the separate buffer of a sigmoid
+    node. ``p`` is an output, so other uses of it are differentiated here too.
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, t: Tensor, w: Tensor | None, n: Tensor | float,
-                dims: tuple[int, ...], batch: bool) -> tuple[Tensor, ...]:
+    def forward(ctx: Any, x: Tensor, t: Tensor, w: Tensor | None, dims: tuple[int, ...],
+                batch: bool) -> tuple[Tensor, ...]:
         ctx.set_materialize_grads(False)
         p = torch.sigmoid(x)
         ctx.save_for_backward(t, w, x, p)
-        return (*_stats_forward(p, t, w, n, dims, batch), p)
+        ctx.scratch = torch.empty_like(p) if p.shape == t.shape else None  # see above
+        return (*_sums_forward(p, t, w, dims, batch, ctx.scratch), p)
 
     @staticmethod
-    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, g_tp: Tensor | None, g_sp: Tensor | None, g_st: Tensor | None,
+                 g_p: Tensor | None) -> tuple[Tensor | None, ...]:
         t, w, x, p = ctx.saved_tensors
-        grad = _stats_grad(t, w, grads[:4], extra=grads[4])
+        out, ctx.scratch = ctx.scratch, None  # a second backward gets a fresh buffer
+        grad = _sums_grad(t, w, g_tp, g_sp, extra=g_p,
+                          out=None if torch.is_grad_enabled() else out)
         if grad is None:
-            return (None,) * 6
+            return (None,) * 5
         if torch.is_grad_enabled():  # double backward: differentiable in x
             q = torch.sigmoid(x)
             grad = grad * ((1.0 - q) * q)
         else:
             torch.ops.aten.sigmoid_backward.grad_input(grad, p, grad_input=grad)
-        return (grad, None, None, None, None, None)
+        return (grad, None, None, None, None)
+
+
+def soft_sums(prep: Prepared, batch: bool = False, prob: Tensor | None = None) -> SoftSums:
+    """Soft TP = sum p t, sum p and sum t over the valid voxels of each (sample, channel).
+
+    Sums run over the batch too when ``batch`` is true. ``prob`` overrides ``prep.prob``
+    (e.g. for a detached or transformed p).
+    """
+    t = prep.target
+    fused = (prep.raw.shape == t.shape and not t.requires_grad
+             and (prep.weight is None or not prep.weight.requires_grad)
+             and not torch.compiler.is_compiling())
+    if fused and prob is None and prep.from_logits and kernels.use_for(prep.raw):
+        # CUDA: one fused Triton kernel reads the logits, target and weights once
+        from ..kernels import triton_losses
+        stats = triton_losses.softmax_stats if prep.mode == "multiclass" else \
+            triton_losses.sigmoid_stats
+        sums = stats(prep.raw, t, prep.weight)
+        if batch:
+            sums = tuple(v.sum(dim=0, keepdim=True) for v in sums)
+        return SoftSums(*sums)
+    if fused and prob is None and "prob" not in vars(prep) and prep.from_logits \
+            and prep.mode != "multiclass":
+        # p = sigmoid(logits) not computed yet: compute it with the sums, and keep it as the
+        # prepared probability for every later use
+        tp, sum_p, sum_t, p = _SigmoidSoftSumsFunction.apply(prep.values, t, prep.weight,
+                                                             prep.spatial_dims, batch)
+        vars(prep)["prob"] = p
+        return SoftSums(tp, sum_p, sum_t)
+    p = prep.prob if prob is None else prob
+    if fused and p.shape == t.shape:
+        return SoftSums(*_SoftSumsFunction.apply(p, t, prep.weight, prep.spatial_dims, batch))
+    return SoftSums(weighted_sum(p * t, prep, batch), weighted_sum(p, prep, batch),
+                    weighted_sum(t, prep, batch))
 
 
 def soft_stats(prep: Prepared, batch: bool = False, prob: Tensor | None = None) -> SoftStats:
@@ -156,35 +213,17 @@ def soft_stats(prep: Prepared, batch: bool = False, prob: Tensor | None = None) 
 
     Sums run over the valid voxels of each (sample, channel), and over the batch too when
     ``batch`` is true. ``prob`` overrides ``prep.prob`` (e.g. for a detached or transformed p).
+    FP, FN and TN come from :func:`soft_sums`: ``FP = sum p - TP``, ``FN = sum t - TP``,
+    ``TN = N - sum p - sum t + TP``.
     """
-    t = prep.target
+    tp, sum_p, sum_t = soft_sums(prep, batch, prob)
     n: Tensor | float
     if prep.weight is None:  # the same count everywhere, as a number (exact in float)
+        t = prep.target
         n = float(math.prod(t.shape[2:]) * (t.shape[0] if batch else 1))
     else:
         n = valid_count(prep, batch)
-    fused = (prep.values.shape == t.shape and not t.requires_grad
-             and (prep.weight is None or not prep.weight.requires_grad)
-             and not torch.compiler.is_compiling())
-    if fused and prob is None and "prob" not in vars(prep) and prep.from_logits \
-            and prep.mode != "multiclass":
-        # p = sigmoid(logits) not computed yet: compute it with the statistics, and keep it
-        # as the prepared probability for every later use
-        *stats, p = _SigmoidSoftStatsFunction.apply(prep.values, t, prep.weight, n,
-                                                     prep.spatial_dims, batch)
-        vars(prep)["prob"] = p
-        return SoftStats(*stats)
-    p = prep.prob if prob is None else prob
-    if fused and p.shape == t.shape:
-        return SoftStats(*_SoftStatsFunction.apply(p, t, prep.weight, n, prep.spatial_dims,
-                                                   batch))
-    tp = weighted_sum(p * t, prep, batch)
-    sum_p = weighted_sum(p, prep, batch)
-    sum_t = weighted_sum(t, prep, batch)
-    fp = sum_p - tp
-    fn = sum_t - tp
-    tn = n - sum_p - sum_t + tp
-    return SoftStats(tp, fp, fn, tn)
+    return SoftStats(tp, sum_p - tp, sum_t - tp, n - sum_p - sum_t + tp)
 
 
 def channel_mean(per_channel: Tensor, prep: Prepared) -> Tensor:
@@ -192,7 +231,8 @@ def channel_mean(per_channel: Tensor, prep: Prepared) -> Tensor:
     used = per_channel if len(prep.channels) == per_channel.shape[1] else \
         per_channel[:, prep.channels]
     if prep.class_weights is None:
-        return used.mean(dim=1)
+        # one channel: a view, not a reduction node
+        return used.view(-1) if used.shape[1] == 1 else used.mean(dim=1)
     w = prep.class_weights[prep.channels]
     return (used * (w / w.sum())).sum(dim=1)
 
@@ -231,6 +271,17 @@ def pixel_mean(per_voxel: Tensor, prep: Prepared, class_weighted: bool = True) -
     total = (per_voxel * w).flatten(1).sum(dim=1)
     count = w.flatten(1).sum(dim=1)
     return total / count.clamp_min(1.0)
+
+
+def weighted_terms(*terms: tuple[float, Tensor]) -> Tensor:
+    """``sum_i lambda_i term_i`` for (lambda, term) pairs; a weight of 1 multiplies nothing
+    (each product of small per-sample tensors is an autograd node of its own)."""
+    total: Tensor | None = None
+    for weight, term in terms:
+        part = term if weight == 1.0 else weight * term
+        total = part if total is None else total + part
+    assert total is not None
+    return total
 
 
 def reduce(per_sample: Tensor, reduction: str) -> Tensor:

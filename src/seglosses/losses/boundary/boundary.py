@@ -62,7 +62,7 @@ def boundary_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
     space = check_spacing(spacing, len(prep.spatial_dims))
-    sd = signed_distance(prep.target.detach() > 0.5, prep.valid, space, prep.values.dtype)
+    sd = signed_distance(prep.target.detach() > 0.5, prep.valid, space, prep.dtype)
     return reduce(channel_pixel_mean(prep.prob * sd, prep), reduction)
 
 

@@ -67,7 +67,7 @@ def hausdorff_dt_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
     space = check_spacing(spacing, len(prep.spatial_dims))
-    dtype = prep.values.dtype
+    dtype = prep.dtype
     masks = torch.stack((prep.target.detach() > 0.5, predicted_region(prep)))
     d_t, d_p = distance_to_boundary(masks, prep.valid, space, dtype,
                                     spatial_dims=len(prep.spatial_dims)).unbind(0)

@@ -67,7 +67,7 @@ def shape_aware_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None,
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
     space = check_spacing(spacing, len(prep.spatial_dims))
-    dtype = prep.values.dtype
+    dtype = prep.dtype
     d = distance_to_boundary(prep.target.detach() > 0.5, prep.valid, space, dtype)
     contour = boundary_voxels(predicted_region(prep), prep.valid)
     e = torch.where(contour, d, torch.zeros_like(d))

@@ -9,8 +9,8 @@ from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
 from .._prepare import prepare
-from .._stats import channel_mean, pixel_mean, reduce
-from ..distribution.weighted_bce import weighted_bce_map
+from .._stats import channel_mean, reduce
+from ..distribution.weighted_bce import weighted_bce_mean_stage
 from ..region.dice import dice_score_stage
 
 
@@ -69,7 +69,7 @@ def combo_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mo
     prep = prepare(logits, target, mask, mode=mode, from_logits=from_logits,
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
-    ce = pixel_mean(weighted_bce_map(prep, beta, 1.0 - beta), prep)
+    ce = weighted_bce_mean_stage(prep, beta, 1.0 - beta)
     dsc = channel_mean(dice_score_stage(prep, smooth=smooth), prep)
     return reduce(alpha * ce - (1.0 - alpha) * dsc, reduction)
 

@@ -9,8 +9,8 @@ from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
 from .._prepare import Prepared, prepare
-from .._stats import channel_mean, pixel_mean, reduce
-from ..distribution.bce import cross_entropy_map
+from .._stats import channel_mean, reduce, weighted_terms
+from ..distribution.bce import cross_entropy_mean_stage
 from ..region.dice import dice_score_stage
 
 
@@ -76,8 +76,8 @@ def dice_ce_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
     dice = dice_per_sample_stage(prep, smooth=smooth)
-    ce = pixel_mean(cross_entropy_map(prep), prep)
-    return reduce(lambda_dice * dice + lambda_ce * ce, reduction)
+    ce = cross_entropy_mean_stage(prep)
+    return reduce(weighted_terms((lambda_dice, dice), (lambda_ce, ce)), reduction)
 
 
 @register_loss(LossInfo(

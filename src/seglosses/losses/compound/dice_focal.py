@@ -9,8 +9,8 @@ from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
 from .._prepare import prepare
-from .._stats import pixel_mean, reduce
-from ..distribution.focal import check_focal_params, focal_map
+from .._stats import reduce, weighted_terms
+from ..distribution.focal import check_focal_params, focal_mean_stage
 from .dice_ce import check_lambdas, dice_per_sample_stage
 
 
@@ -66,8 +66,8 @@ def dice_focal_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, 
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
     dice = dice_per_sample_stage(prep, smooth=smooth)
-    focal = pixel_mean(focal_map(prep, alpha=alpha, gamma=gamma), prep)
-    return reduce(lambda_dice * dice + lambda_focal * focal, reduction)
+    focal = focal_mean_stage(prep, alpha=alpha, gamma=gamma)
+    return reduce(weighted_terms((lambda_dice, dice), (lambda_focal, focal)), reduction)
 
 
 @register_loss(LossInfo(

@@ -9,7 +9,7 @@ from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
 from .._prepare import prepare
-from .._stats import reduce
+from .._stats import reduce, weighted_terms
 from ..distribution.bce import cross_entropy_map
 from ..distribution.topk_ce import topk_mean_stage
 from .dice_ce import check_lambdas, dice_per_sample_stage
@@ -67,7 +67,7 @@ def dice_topk_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *
                    class_weights=class_weights)
     dice = dice_per_sample_stage(prep, smooth=smooth)
     topk = topk_mean_stage(cross_entropy_map(prep), prep, k=k)
-    return reduce(lambda_dice * dice + lambda_topk * topk, reduction)
+    return reduce(weighted_terms((lambda_dice, dice), (lambda_topk, topk)), reduction)
 
 
 @register_loss(LossInfo(

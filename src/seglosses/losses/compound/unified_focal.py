@@ -9,6 +9,7 @@ from ..._registry import LossInfo, register_loss
 from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
+from .._pixel import binary_focal_mean
 from .._prepare import Prepared, prepare
 from .._stats import channel_mean, class_weight_map, pixel_mean, reduce, soft_stats
 from ..region.focal_tversky import focal_power
@@ -35,6 +36,16 @@ def asymmetric_focal_map(prep: Prepared, *, delta: float, gamma: float) -> Tenso
     suppress = torch.exp(gamma * prep.log_prob)
     return -((1.0 - delta) * (1.0 - t) * suppress * prep.log_one_minus_prob
              + delta * t * prep.log_prob)
+
+
+def asymmetric_focal_mean_stage(prep: Prepared, *, delta: float, gamma: float) -> Tensor:
+    """Per-sample mean of :func:`asymmetric_focal_map` over valid voxels and channels, (B,);
+    binary and multilabel from logits in one fused node (:mod:`.._pixel`)."""
+    if prep.mode == "multiclass":
+        return pixel_mean(asymmetric_focal_map(prep, delta=delta, gamma=gamma), prep)
+    return binary_focal_mean(prep, pos=delta, neg=1.0 - delta, gamma_neg=gamma,
+                             fallback=lambda: asymmetric_focal_map(prep, delta=delta,
+                                                                   gamma=gamma))
 
 
 def asymmetric_focal_tversky_stage(prep: Prepared, *, delta: float, gamma: float,
@@ -123,7 +134,7 @@ def unified_focal_loss(logits: Tensor, target: Tensor, mask: Tensor | None = Non
     prep = prepare(logits, target, mask, mode=mode, from_logits=from_logits,
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
-    focal = pixel_mean(asymmetric_focal_map(prep, delta=delta, gamma=gamma), prep)
+    focal = asymmetric_focal_mean_stage(prep, delta=delta, gamma=gamma)
     tversky = channel_mean(
         asymmetric_focal_tversky_stage(prep, delta=delta, gamma=gamma, smooth=smooth), prep)
     return reduce(weight * focal + (1.0 - weight) * tversky, reduction)

@@ -8,8 +8,8 @@ from ..._registry import LossInfo, register_loss
 from ..._types import ClassWeights, Mode, Reduction
 from .._base import SegLoss
 from .._prepare import Prepared, prepare
-from .._stats import pixel_mean, reduce, valid_count, weighted_sum
-from .weighted_bce import channel_view, weighted_bce_map
+from .._stats import reduce, valid_count, weighted_sum
+from .weighted_bce import channel_view, weighted_bce_mean_stage
 
 
 def balance_stage(prep: Prepared) -> Tensor:
@@ -66,7 +66,7 @@ def balanced_bce_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
     beta = channel_view(balance_stage(prep), prep)
-    return reduce(pixel_mean(weighted_bce_map(prep, beta, 1.0 - beta), prep), reduction)
+    return reduce(weighted_bce_mean_stage(prep, beta, 1.0 - beta), reduction)
 
 
 @register_loss(LossInfo(

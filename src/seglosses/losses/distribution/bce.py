@@ -7,8 +7,9 @@ from torch import Tensor
 from ..._registry import LossInfo, register_loss
 from ..._types import ClassWeights, Mode, Reduction
 from .._base import SegLoss
+from .._pixel import binary_focal_mean, softmax_focal_mean
 from .._prepare import Prepared, prepare
-from .._stats import class_weight_map, pixel_mean, reduce
+from .._stats import class_weight_map, reduce
 
 
 def cross_entropy_map(prep: Prepared) -> Tensor:
@@ -25,6 +26,14 @@ def cross_entropy_map(prep: Prepared) -> Tensor:
             term = term * cw
         return -term.sum(dim=1, keepdim=True)
     return prep.binary_cross_entropy()
+
+
+def cross_entropy_mean_stage(prep: Prepared) -> Tensor:
+    """Per-sample mean of :func:`cross_entropy_map` over valid voxels and channels, (B,);
+    binary and multilabel from logits in one fused node (:mod:`.._pixel`)."""
+    if prep.mode == "multiclass":
+        return softmax_focal_mean(prep, gamma=0.0, fallback=lambda: cross_entropy_map(prep))
+    return binary_focal_mean(prep, fallback=lambda: cross_entropy_map(prep))
 
 
 def bce_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode: Mode = "auto",
@@ -67,8 +76,7 @@ def bce_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode
     prep = prepare(logits, target, mask, mode=mode, from_logits=from_logits,
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
-    per_voxel = cross_entropy_map(prep)
-    return reduce(pixel_mean(per_voxel, prep), reduction)
+    return reduce(cross_entropy_mean_stage(prep), reduction)
 
 
 @register_loss(LossInfo(

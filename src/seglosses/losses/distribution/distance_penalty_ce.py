@@ -67,7 +67,7 @@ def distance_penalty_ce_loss(logits: Tensor, target: Tensor, mask: Tensor | None
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
     space = check_spacing(spacing, len(prep.spatial_dims))
-    dtype = prep.values.dtype
+    dtype = prep.dtype
     d = distance_to_boundary(prep.target.detach() > 0.5, prep.valid, space, dtype)
     d_max = d.flatten(2).amax(-1).view(*d.shape[:2], *([1] * len(prep.spatial_dims)))
     phi = torch.where(d_max > 0, scale * (1.0 - d / d_max.clamp_min(1e-12)), torch.zeros_like(d))

@@ -9,8 +9,9 @@ from ..._registry import LossInfo, register_loss
 from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
+from .._pixel import binary_focal_mean, softmax_focal_mean
 from .._prepare import Prepared, prepare
-from .._stats import class_weight_map, pixel_mean, reduce
+from .._stats import class_weight_map, reduce
 
 
 def check_focal_params(alpha: float | None, gamma: float) -> None:
@@ -41,6 +42,17 @@ def focal_map(prep: Prepared, *, alpha: float | None, gamma: float) -> Tensor:
     if alpha is not None:
         pos, neg = alpha * pos, (1.0 - alpha) * neg
     return -(pos + neg)
+
+
+def focal_mean_stage(prep: Prepared, *, alpha: float | None, gamma: float) -> Tensor:
+    """Per-sample mean of :func:`focal_map` over valid voxels and channels, (B,); binary and
+    multilabel from logits in one fused node (:mod:`.._pixel`)."""
+    if prep.mode == "multiclass":
+        return softmax_focal_mean(prep, gamma=gamma,
+                                  fallback=lambda: focal_map(prep, alpha=alpha, gamma=gamma))
+    pos, neg = (1.0, 1.0) if alpha is None else (float(alpha), 1.0 - float(alpha))
+    return binary_focal_mean(prep, pos=pos, neg=neg, gamma_pos=gamma, gamma_neg=gamma,
+                             fallback=lambda: focal_map(prep, alpha=alpha, gamma=gamma))
 
 
 def focal_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode: Mode = "auto",
@@ -94,7 +106,7 @@ def focal_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mo
     prep = prepare(logits, target, mask, mode=mode, from_logits=from_logits,
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
-    return reduce(pixel_mean(focal_map(prep, alpha=alpha, gamma=gamma), prep), reduction)
+    return reduce(focal_mean_stage(prep, alpha=alpha, gamma=gamma), reduction)
 
 
 @register_loss(LossInfo(

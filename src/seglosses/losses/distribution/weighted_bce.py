@@ -9,6 +9,7 @@ from ..._registry import LossInfo, register_loss
 from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
+from .._pixel import Factor, binary_focal_mean
 from .._prepare import Prepared, prepare
 from .._stats import pixel_mean, reduce, valid_count, weighted_sum
 
@@ -25,6 +26,17 @@ def weighted_bce_map(prep: Prepared, pos_weight: Tensor | float,
     """
     t = prep.target
     return -(pos_weight * t * prep.log_prob + neg_weight * (1.0 - t) * prep.log_one_minus_prob)
+
+
+def weighted_bce_mean_stage(prep: Prepared, pos_weight: Factor,
+                            neg_weight: Factor = 1.0) -> Tensor:
+    """Per-sample mean of :func:`weighted_bce_map` over valid voxels and channels, (B,);
+    binary and multilabel from logits in one fused node (:mod:`.._pixel`). The weights are
+    numbers or (B or 1, C, 1, ...) tensors."""
+    if prep.mode == "multiclass":
+        return pixel_mean(weighted_bce_map(prep, pos_weight, neg_weight), prep)
+    return binary_focal_mean(prep, pos=pos_weight, neg=neg_weight,
+                             fallback=lambda: weighted_bce_map(prep, pos_weight, neg_weight))
 
 
 def channel_view(per_channel: Tensor, prep: Prepared) -> Tensor:
@@ -96,7 +108,7 @@ def weighted_bce_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
     pos_weight = channel_view(auto_beta_stage(prep), prep) if beta is None else float(beta)
-    return reduce(pixel_mean(weighted_bce_map(prep, pos_weight), prep), reduction)
+    return reduce(weighted_bce_mean_stage(prep, pos_weight), reduction)
 
 
 @register_loss(LossInfo(

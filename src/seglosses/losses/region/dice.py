@@ -9,17 +9,17 @@ from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
 from .._prepare import Prepared, prepare
-from .._stats import channel_mean, reduce, soft_stats, weighted_sum
+from .._stats import channel_mean, reduce, soft_sums, weighted_sum
 
 
 def dice_score_stage(prep: Prepared, *, smooth: float, squared: bool = False,
                      batch: bool = False) -> Tensor:
     """Soft Dice score (2 TP + s) / (sum p + sum t + s) per (B, C), or (1, C) with ``batch``."""
-    tp, fp, fn, _ = soft_stats(prep, batch)
+    tp, sum_p, sum_t = soft_sums(prep, batch)
     if squared:
         den = weighted_sum(prep.prob ** 2, prep, batch) + weighted_sum(prep.target ** 2, prep, batch)
     else:
-        den = 2.0 * tp + fp + fn
+        den = sum_p + sum_t  # = 2 TP + FP + FN
     return (2.0 * tp + smooth) / (den + smooth)
 
 

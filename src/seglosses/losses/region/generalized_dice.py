@@ -10,7 +10,7 @@ from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
 from .._prepare import Prepared, prepare
-from .._stats import reduce, weighted_sum
+from .._stats import reduce, soft_sums, weighted_sum
 
 
 def _class_stats(prep: Prepared) -> tuple[Tensor, Tensor, Tensor]:
@@ -20,12 +20,15 @@ def _class_stats(prep: Prepared) -> tuple[Tensor, Tensor, Tensor]:
     ``t_bg = 1 - t``; the background sums are taken directly (not as differences of the
     foreground ones) so that an absent background is detected exactly.
     """
+    if prep.mode != "binary":
+        # the shared statistics of every channel (one fused node), then the channels used
+        tp, sum_p, sum_t = soft_sums(prep)
+        if len(prep.channels) != prep.num_classes:
+            tp, sum_p, sum_t = (v[:, prep.channels] for v in (tp, sum_p, sum_t))
+        return tp, sum_p, sum_t
     p, t = prep.prob, prep.target
-    if prep.mode == "binary":
-        q = torch.sigmoid(-prep.values) if prep.from_logits else 1.0 - p
-        p, t = torch.cat([q, p], dim=1), torch.cat([1.0 - t, t], dim=1)
-    else:
-        p, t = p[:, prep.channels], t[:, prep.channels]
+    q = torch.sigmoid(-prep.values) if prep.from_logits else 1.0 - p
+    p, t = torch.cat([q, p], dim=1), torch.cat([1.0 - t, t], dim=1)
     return weighted_sum(p * t, prep), weighted_sum(p, prep), weighted_sum(t, prep)
 
 

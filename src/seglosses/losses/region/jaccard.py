@@ -9,13 +9,13 @@ from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
 from .._prepare import Prepared, prepare
-from .._stats import channel_mean, reduce, soft_stats
+from .._stats import channel_mean, reduce, soft_sums
 
 
 def jaccard_index_stage(prep: Prepared, *, smooth: float, batch: bool = False) -> Tensor:
     """Soft Jaccard index (TP + s) / (TP + FP + FN + s) per (B, C), or (1, C) with ``batch``."""
-    tp, fp, fn, _ = soft_stats(prep, batch)
-    return (tp + smooth) / (tp + fp + fn + smooth)
+    tp, sum_p, sum_t = soft_sums(prep, batch)
+    return (tp + smooth) / (sum_p + sum_t - tp + smooth)  # TP + FP + FN = sum p + sum t - TP
 
 
 def jaccard_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,

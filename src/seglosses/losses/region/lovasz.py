@@ -54,7 +54,7 @@ def _flat(x: Tensor) -> Tensor:
 def _valid(prep: Prepared) -> Tensor | None:
     if prep.valid is None:
         return None
-    return _flat(prep.valid.expand(prep.values.shape))
+    return _flat(prep.valid.expand(prep.raw.shape))
 
 
 def _hinge(prep: Prepared) -> Tensor:

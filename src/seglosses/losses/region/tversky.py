@@ -9,13 +9,14 @@ from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
 from .._prepare import Prepared, prepare
-from .._stats import channel_mean, reduce, soft_stats
+from .._stats import channel_mean, reduce, soft_sums
 
 
 def tversky_index_stage(prep: Prepared, *, alpha: float, beta: float, smooth: float,
                         batch: bool = False) -> Tensor:
     """Tversky index (TP + s) / (TP + alpha FP + beta FN + s) per (B, C) ((1, C) with ``batch``)."""
-    tp, fp, fn, _ = soft_stats(prep, batch)
+    tp, sum_p, sum_t = soft_sums(prep, batch)
+    fp, fn = sum_p - tp, sum_t - tp
     return (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
 
 
