@@ -58,18 +58,30 @@ class SoftSums(NamedTuple):
 
 def _sums_forward(p: Tensor, t: Tensor, w: Tensor | None, dims: tuple[int, ...],
                   batch: bool, scratch: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """TP, sum p, sum t by exactly the operations of the unfused formulas of :func:`soft_sums`
-    (the product ``p t`` written to ``scratch`` when given)."""
-    pt = p * t if scratch is None else torch.mul(p, t, out=scratch)
-    if w is not None:
-        tp = pt.mul_(w).sum(dim=dims)
-        sum_p = (p * w).sum(dim=dims)
-        sum_t = (t * w).sum(dim=dims)
-    else:
-        tp = pt.sum(dim=dims)
+    """TP, sum p, sum t of :func:`soft_sums` (the product ``p t w`` written to ``scratch``
+    when given and needed)."""
+    b, c = p.shape[:2]
+    if w is None and dims and p.shape == t.shape and p.is_contiguous() and t.is_contiguous() \
+            and not torch.is_autocast_enabled(p.device.type):
+        # TP as one batched dot product per (sample, channel): no full-size product buffer,
+        # and on CPU 1.5 to 3 times faster than the product and its sum (not under autocast,
+        # which would run the matrix product in half precision)
+        n = p[0, 0].numel()
+        tp = torch.bmm(p.view(b * c, 1, n), t.view(b * c, 1, n).transpose(1, 2)).view(b, c)
         sum_p = p.sum(dim=dims)
         sum_t = t.sum(dim=dims)
-    del pt
+    else:
+        pt = p * t if scratch is None or scratch.shape != torch.broadcast_shapes(
+            p.shape, t.shape) else torch.mul(p, t, out=scratch)
+        if w is not None:
+            tp = pt.mul_(w).sum(dim=dims)
+            sum_p = (p * w).sum(dim=dims)
+            sum_t = (t * w).sum(dim=dims)
+        else:
+            tp = pt.sum(dim=dims)
+            sum_p = p.sum(dim=dims)
+            sum_t = t.sum(dim=dims)
+        del pt
     if batch:
         tp, sum_p, sum_t = (v.sum(dim=0, keepdim=True) for v in (tp, sum_p, sum_t))
     return tp, sum_p, sum_t
@@ -115,8 +127,8 @@ def _sums_grad(t: Tensor, w: Tensor | None, g_tp: Tensor | None, g_sp: Tensor | 
 class _SoftSumsFunction(torch.autograd.Function):
     """TP, sum p and sum t of :func:`soft_sums` from p, in one node with a fused backward.
 
-    The forward runs exactly the operations of the unfused formulas (the values are the same,
-    bit for bit); ``t`` and ``w`` are constants. The gradient ``w (g_tp t + g_sp)`` is built
+    The forward computes TP as a batched dot product where it can (the same value as the sum of
+    the products, to rounding); ``t`` and ``w`` are constants. The gradient ``w (g_tp t + g_sp)`` is built
     in one full-size buffer (see :func:`_sums_grad`), where autograd would allocate a product
     and a sum of branch gradients; on CPU every fresh full-size buffer also costs page faults.
     """
