@@ -48,7 +48,7 @@ CASES = [
     ("dice", {}), ("dice", {"batch": True}), ("jaccard", {}), ("tversky", {}),
     ("focal_tversky", {}), ("generalized_dice", {}), ("bce", {}), ("focal", {}),
     ("focal", {"alpha": None, "gamma": 0.5}), ("weighted_bce", {}), ("balanced_bce", {}),
-    ("dice_ce", {}), ("dice_focal", {}), ("combo", {}),
+    ("dice_ce", {}), ("dice_focal", {}), ("combo", {}), ("unified_focal", {}),
 ]
 
 
@@ -89,13 +89,17 @@ def test_kernels_used(mode, triton_on, kernels, monkeypatch):
     calls = []
     for fn in ("sigmoid_stats", "softmax_stats", "binary_focal_sums", "softmax_focal_sums"):
         original = getattr(kernels, fn)
-        monkeypatch.setattr(kernels, fn, lambda *a, _f=original, _n=fn, **k: (calls.append(_n),
-                                                                              _f(*a, **k))[1])
+        monkeypatch.setattr(kernels, fn,
+                            lambda *a, _f=original, _n=fn, **k: (calls.append((_n, a[1].dtype)),
+                                                                 _f(*a, **k))[1])
     logits, target, mask, kwargs = _inputs(mode, "mask", triton_on, torch.float32)
     seglosses.get_loss("dice_focal", mode=mode)(logits, target, mask)
     stats = "softmax_stats" if mode == "multiclass" else "sigmoid_stats"
     focal = "softmax_focal_sums" if mode == "multiclass" else "binary_focal_sums"
-    assert calls == [stats, focal]
+    assert [name for name, _ in calls] == [stats, focal]
+    # integer labels reach the softmax kernels as they are, without a one-hot copy
+    expected = torch.int64 if mode == "multiclass" else torch.float32
+    assert [dtype for _, dtype in calls] == [expected, expected]
 
 
 def test_half_logits_read_as_given(triton_on, kernels, monkeypatch):

@@ -75,11 +75,13 @@ def ref_softmax_stats(x: Tensor, t: Tensor, w: Tensor | None) -> tuple[Tensor, .
 
 
 def ref_binary_focal(x: Tensor, t: Tensor, w: Tensor | None, pos: float | Tensor,
-                     neg: float | Tensor, gamma: float) -> tuple[Tensor]:
+                     neg: float | Tensor, gamma: float,
+                     gamma_neg: float | None = None) -> tuple[Tensor]:
     log_p, log_q = F.logsigmoid(x), F.logsigmoid(-x)
     pos, neg = _per_row(pos, x), _per_row(neg, x)
+    gamma_neg = gamma if gamma_neg is None else gamma_neg
     loss = -(pos * t * torch.exp(gamma * log_q) * log_p
-             + neg * (1 - t) * torch.exp(gamma * log_p) * log_q)
+             + neg * (1 - t) * torch.exp(gamma_neg * log_p) * log_q)
     return (_wsum(loss, w),)
 
 
@@ -111,8 +113,10 @@ def _calls(kernels: ModuleType, name: str, **kw: Any) -> tuple[Callable, Callabl
         return kernels.softmax_stats, ref_softmax_stats
     if name == "binary_focal":
         args = (kw.get("pos", 0.25), kw.get("neg", 0.75), kw.get("gamma", 2.0))
-        return ((lambda x, t, w: (kernels.binary_focal_sums(x, t, w, *args),)),
-                (lambda x, t, w: ref_binary_focal(x, t, w, *args)))
+        gamma_neg = kw.get("gamma_neg")
+        return ((lambda x, t, w: (kernels.binary_focal_sums(x, t, w, *args,
+                                                             gamma_neg=gamma_neg),)),
+                (lambda x, t, w: ref_binary_focal(x, t, w, *args, gamma_neg)))
     args = (kw.get("class_weights"), kw.get("gamma", 2.0))
     return ((lambda x, t, w: (kernels.softmax_focal_sums(x, t, w, *args),)),
             (lambda x, t, w: ref_softmax_focal(x, t, w, *args)))
@@ -141,15 +145,39 @@ def check(kernels: ModuleType, name: str, x: Tensor, t: Tensor, w: Tensor | None
     for o, e in zip(out, expected, strict=True):
         assert o.dtype == acc and o.shape == e.shape
         torch.testing.assert_close(o.double(), e, rtol=rtol, atol=atol)
-    gen = torch.Generator().manual_seed(1)
-    weights = [torch.randn(e.shape, generator=gen, dtype=torch.float64).to(x.device)
-               for e in expected]
+    weights = _grad_weights(expected, x.device)
     gx = _grad(out, weights, xk)
     assert gx.dtype == x.dtype and gx.shape == x.shape
     assert torch.isfinite(gx).all()
     torch.testing.assert_close(gx.double(), _grad(expected, weights, x64), rtol=grad_rtol,
                                atol=grad_atol)
     return out, gx
+
+
+def _grad_weights(outputs: tuple[Tensor, ...], device: torch.device) -> list[Tensor]:
+    """The random weights of the outputs whose weighted sum ``check`` differentiates."""
+    gen = torch.Generator().manual_seed(1)
+    return [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(device) for o in outputs]
+
+
+def check_labels(kernels: ModuleType, name: str, x: Tensor, labels: Tensor,
+                 w: Tensor | None = None, *, tol: tuple[float, float, float, float] | None = None,
+                 **kw: Any) -> None:
+    """``check`` a softmax function on the one-hot target of ``labels``, then require the same
+    values and gradient, at the same tolerance, from int32 and int64 ``labels`` (B, *S)."""
+    one_hot = F.one_hot(labels.long(), x.shape[1]).movedim(-1, 1).float()
+    out, gx = check(kernels, name, x, one_hot, w, tol=tol, **kw)
+    run, _ = _calls(kernels, name, **kw)
+    rtol, atol, grad_rtol, grad_atol = tol or TOL[x.dtype]
+    for dtype in (torch.int32, torch.int64):
+        xk = x.detach().clone().requires_grad_()
+        out_labels = run(xk, labels.to(dtype), w)
+        for o, e in zip(out_labels, out, strict=True):
+            assert o.dtype == e.dtype
+            torch.testing.assert_close(o.detach(), e.detach(), rtol=rtol, atol=atol)
+        g = _grad(out_labels, _grad_weights(out, x.device), xk)
+        assert g.dtype == gx.dtype
+        torch.testing.assert_close(g, gx, rtol=grad_rtol, atol=grad_atol)
 
 
 def make(shape: tuple[int, ...], device: torch.device, *, dtype: torch.dtype = torch.float32,
@@ -173,13 +201,19 @@ def weights(kind: str | None, shape: tuple[int, ...], device: torch.device,
     return w.to(device)
 
 
+def class_labels(shape: tuple[int, ...], device: torch.device, *, seed: int = 0) -> Tensor:
+    """Random int64 class indices (B, *S) in [0, C) for logits of ``shape`` (B, C, *S)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(shape[1], (shape[0], *shape[2:]), generator=g).to(device)
+
+
 def softmax_target(shape: tuple[int, ...], device: torch.device, *, seed: int = 0,
                    hard: bool = False) -> Tensor:
-    """One-hot or soft (rows summing to 1) multiclass target."""
-    g = torch.Generator().manual_seed(seed)
+    """One-hot (of ``class_labels``) or soft (rows summing to 1) multiclass target."""
     if hard:
-        labels = torch.randint(shape[1], (shape[0], *shape[2:]), generator=g)
-        return F.one_hot(labels, shape[1]).movedim(-1, 1).float().to(device)
+        labels = class_labels(shape, device, seed=seed)
+        return F.one_hot(labels, shape[1]).movedim(-1, 1).float()
+    g = torch.Generator().manual_seed(seed)
     return torch.softmax(torch.randn(shape, generator=g) * 2, dim=1).to(device)
 
 
@@ -207,11 +241,17 @@ def test_softmax_stats_reference_values(kernels: ModuleType, device: torch.devic
     check(kernels, "softmax_stats", x, softmax_target(shape, device), weights(wkind, shape, device))
 
 
-@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+#: (gamma, gamma_neg) pairs with two different exponents, one of them 0 or both positive.
+TWO_EXPONENTS = [(0.0, 0.5), (0.5, 0.0), (2.0, 0.25), (0.0, 2.0)]
+
+
+@pytest.mark.parametrize(("gamma", "gamma_neg"),
+                         [(0.0, None), (0.5, None), (2.0, None), *TWO_EXPONENTS])
 @pytest.mark.parametrize("pos_neg", ["floats", "bc", "1c"])
 @pytest.mark.parametrize("wkind", [None, "shared", "channel"])
 def test_binary_focal_reference_values(kernels: ModuleType, device: torch.device, gamma: float,
-                                       pos_neg: str, wkind: str | None) -> None:
+                                       gamma_neg: float | None, pos_neg: str,
+                                       wkind: str | None) -> None:
     shape = (2, 3, 6, 7)
     x, t = make(shape, device)
     if pos_neg == "floats":
@@ -222,7 +262,53 @@ def test_binary_focal_reference_values(kernels: ModuleType, device: torch.device
         pos, neg = torch.rand(rows, 3, generator=g), torch.rand(rows, 3, generator=g)
         pos, neg = pos.to(device), neg.to(device)
     check(kernels, "binary_focal", x, t, weights(wkind, shape, device), pos=pos, neg=neg,
-          gamma=gamma)
+          gamma=gamma, gamma_neg=gamma_neg)
+
+
+def test_binary_focal_gamma_neg_defaults_to_gamma(kernels: ModuleType,
+                                                  device: torch.device) -> None:
+    x, t = make((2, 3, 20), device)
+    results = []
+    for kw in ({}, {"gamma_neg": 0.5}):
+        xk = x.clone().requires_grad_()
+        out = kernels.binary_focal_sums(xk, t, None, 0.25, 0.75, 0.5, **kw)
+        results.append((out, torch.autograd.grad(out.sum(), xk)[0]))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("gamma", "gamma_neg"), TWO_EXPONENTS)
+@pytest.mark.parametrize("case", ["saturated", "far-tail", "fp16", "bf16"])
+def test_binary_focal_two_exponents(kernels: ModuleType, device: torch.device, gamma: float,
+                                    gamma_neg: float, case: str) -> None:
+    # the coverage of the single-exponent tests below, for two different exponents
+    kw: dict[str, Any] = {"gamma": gamma, "gamma_neg": gamma_neg}
+    g = torch.Generator().manual_seed(5)
+    if case == "saturated":
+        # logits +-100 and in between, hard targets, (B, C) pos/neg, weights with zeros
+        shape = (2, 3, 4, 8)
+        x = torch.tensor([-100.0, -30.0, -17.0, -1.0, 0.0, 1.0, 17.0, 30.0, 100.0])
+        x = x[torch.randint(9, shape, generator=g)]
+        t = (torch.rand(shape, generator=g) > 0.5).float()
+        pos, neg = torch.rand(2, 3, generator=g).to(device), torch.rand(2, 3, generator=g)
+        out, _ = check(kernels, "binary_focal", x.to(device), t.to(device),
+                       weights("shared", shape, device), pos=pos, neg=neg.to(device), **kw)
+        assert torch.isfinite(out[0]).all()
+    elif case == "far-tail":
+        # confident right predictions, |x| in [12, 25]: relative accuracy entry by entry
+        shape = (2, 2, 60)
+        sign = torch.where(torch.rand(shape, generator=g) < 0.5, -1.0, 1.0)
+        x = sign * (12.0 + 13.0 * torch.rand(shape, generator=g))
+        check(kernels, "binary_focal", x.to(device), (sign > 0).float().to(device), pos=0.25,
+              neg=0.75, tol=RELATIVE, **kw)
+    else:
+        # half-precision logits, float16 soft target, bfloat16 per-channel weights
+        shape = (2, 3, 7, 9)
+        dtype = torch.float16 if case == "fp16" else torch.bfloat16
+        x, t = make(shape, device, dtype=dtype)
+        w = weights("channel", shape, device)
+        check(kernels, "binary_focal", x, t.to(torch.float16), w.to(torch.bfloat16), pos=0.25,
+              neg=torch.rand(1, 3, generator=g).to(device), **kw)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
@@ -237,6 +323,72 @@ def test_softmax_focal_reference_values(kernels: ModuleType, device: torch.devic
     cw = torch.linspace(0.5, 2.0, channels, device=device) if class_weights else None
     check(kernels, "softmax_focal", x, softmax_target(shape, device), weights(wkind, shape, device),
           class_weights=cw, gamma=gamma)
+
+
+@pytest.mark.parametrize("channels", [2, 5, 64])
+@pytest.mark.parametrize("wkind", [None, "shared", "channel"])
+def test_softmax_stats_labels(kernels: ModuleType, device: torch.device, channels: int,
+                              wkind: str | None) -> None:
+    # integer class indices give what their one-hot target gives; sum_t counts the voxels
+    shape = (2, channels, 5, 3)
+    x, _ = make(shape, device)
+    labels = class_labels(shape, device, seed=channels)
+    w = weights(wkind, shape, device)
+    check_labels(kernels, "softmax_stats", x, labels, w)
+    one_hot = F.one_hot(labels, channels).movedim(-1, 1).float()
+    _, _, sum_t = kernels.softmax_stats(x, labels, w)
+    expected = one_hot if w is None else one_hot * w
+    torch.testing.assert_close(sum_t, expected.sum(dim=(2, 3)), rtol=1e-6, atol=0.0)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("channels", [2, 5, 64])
+@pytest.mark.parametrize("class_weights", [False, True])
+@pytest.mark.parametrize("wkind", [None, "shared"])
+def test_softmax_focal_labels(kernels: ModuleType, device: torch.device, gamma: float,
+                              channels: int, class_weights: bool, wkind: str | None) -> None:
+    shape = (2, channels, 5, 3)
+    x, _ = make(shape, device)
+    cw = torch.linspace(0.5, 2.0, channels, device=device) if class_weights else None
+    check_labels(kernels, "softmax_focal", x, class_labels(shape, device, seed=channels),
+                 weights(wkind, shape, device), class_weights=cw, gamma=gamma)
+
+
+@pytest.mark.parametrize("name", ["softmax_stats", "softmax_focal"])
+@pytest.mark.parametrize("n", [40, 150], ids=["below-block", "not-multiple"])
+def test_softmax_labels_block_boundaries(small_blocks: ModuleType, device: torch.device,
+                                         name: str, n: int) -> None:
+    shape = (2, 3, n)
+    x, _ = make(shape, device)
+    check_labels(small_blocks, name, x, class_labels(shape, device), weights("shared", shape,
+                                                                             device))
+
+
+@pytest.mark.parametrize("name", ["softmax_stats", "softmax_focal"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64],
+                         ids=["fp16", "bf16", "fp64"])
+def test_softmax_labels_input_dtypes(kernels: ModuleType, device: torch.device, name: str,
+                                     dtype: torch.dtype) -> None:
+    shape = (2, 3, 7, 9)
+    x, _ = make(shape, device, dtype=dtype)
+    check_labels(kernels, name, x, class_labels(shape, device),
+                 weights("shared", shape, device).to(torch.bfloat16), gamma=0.5)
+
+
+def test_softmax_labels_strided_and_empty(kernels: ModuleType, device: torch.device) -> None:
+    # strided labels are copied once; an empty spatial part gives zeros and a gradient
+    shape = (2, 3, 6, 5)
+    x, _ = make(shape, device)
+    labels = class_labels((2, 3, 6, 10), device)[..., ::2]
+    assert not labels.is_contiguous()
+    check_labels(kernels, "softmax_stats", x, labels)
+    check_labels(kernels, "softmax_focal", x, labels, gamma=2.0)
+    x = torch.zeros(2, 3, 0, 4, device=device, requires_grad=True)
+    empty = torch.zeros(2, 0, 4, dtype=torch.int64, device=device)
+    out = (*kernels.softmax_stats(x, empty), kernels.softmax_focal_sums(x, empty, None, None, 2.0))
+    assert all((o == 0).all() for o in out)
+    (g,) = torch.autograd.grad(out[0].sum() + out[3].sum(), x)
+    assert g.shape == x.shape
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -288,12 +440,16 @@ def test_saturated_logits_and_hard_targets(kernels: ModuleType, device: torch.de
     g = torch.Generator().manual_seed(5)
     x = torch.tensor([-100.0, -30.0, -17.0, -1.0, 0.0, 1.0, 17.0, 30.0, 100.0])
     x = x[torch.randint(9, shape, generator=g)].to(device)
+    w = weights("shared", shape, device)
+    cw = torch.tensor([1.0, 2.0, 0.5], device=device)
     if name.startswith("softmax"):
+        # one-hot target, and the same as integer class indices
+        check_labels(kernels, name, x, class_labels(shape, device), w, gamma=gamma,
+                     class_weights=cw)
         t = softmax_target(shape, device, hard=True)
     else:
         t = (torch.rand(shape, generator=g) > 0.5).float().to(device)
-    out, gx = check(kernels, name, x, t, weights("shared", shape, device), gamma=gamma,
-                    class_weights=torch.tensor([1.0, 2.0, 0.5], device=device))
+    out, gx = check(kernels, name, x, t, w, gamma=gamma, class_weights=cw)
     assert all(torch.isfinite(o).all() for o in out)
 
 
@@ -329,8 +485,9 @@ def test_softmax_focal_dominant_class(kernels: ModuleType, device: torch.device,
     lead = torch.randint(3, (2, 40), generator=g)
     gap = torch.linspace(8.0, 22.0, 40).expand(2, 40)
     x = x + F.one_hot(lead, 3).movedim(-1, 1) * gap[:, None]
-    t = F.one_hot(lead, 3).movedim(-1, 1).float()
-    check(kernels, "softmax_focal", x.to(device), t.to(device), gamma=gamma, tol=RELATIVE)
+    # the one-hot target of `lead`, and `lead` itself as int32 / int64 class indices
+    check_labels(kernels, "softmax_focal", x.to(device), lead.to(device), gamma=gamma,
+                 tol=RELATIVE)
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -481,6 +638,32 @@ def test_errors(kernels: ModuleType, device: torch.device,
         k.binary_focal_sums(x, t, None, 1.0, "1", 0.0)
     with pytest.raises(ValueError, match="`gamma` must be a finite float >= 0; got -1.0"):
         k.binary_focal_sums(x, t, None, 1.0, 1.0, -1.0)
+    with pytest.raises(ValueError, match="`gamma_neg` must be a finite float >= 0; got -1.0"):
+        k.binary_focal_sums(x, t, None, 1.0, 1.0, 0.0, gamma_neg=-1.0)
+    with pytest.raises(ValueError, match="`gamma_neg` must be a finite float >= 0; got inf"):
+        k.binary_focal_sums(x, t, None, 1.0, 1.0, 2.0, gamma_neg=float("inf"))
+    with pytest.raises(TypeError, match="`gamma_neg` must be a float >= 0; got str"):
+        k.binary_focal_sums(x, t, None, 1.0, 1.0, 0.0, gamma_neg="2")
+    with pytest.raises(TypeError, match="positional argument"):
+        k.binary_focal_sums(x, t, None, 1.0, 1.0, 0.0, 2.0)  # gamma_neg is keyword-only
+    labels = torch.zeros(2, 8, dtype=torch.int64, device=device)
+    for bad in (labels[:, None].expand(2, 3, 8), labels[:1], labels[:, :7]):
+        for dtype in (torch.int32, torch.int64):
+            with pytest.raises(ValueError, match=r"`t` of integer class indices must have shape "
+                                                 r"\(B, \*S\) = \(2, 8\); got "
+                                                 rf"\({', '.join(map(str, bad.shape))},?\)"):
+                k.softmax_stats(x, bad.to(dtype))
+            with pytest.raises(ValueError, match="`t` of integer class indices must have shape"):
+                k.softmax_focal_sums(x, bad.to(dtype), None, None, 0.0)
+    # other integer dtypes, bool, and integer targets of the per-channel functions: TypeError
+    for bad in (labels.to(torch.int16), labels.to(torch.uint8), labels.bool()):
+        with pytest.raises(TypeError, match=rf"`t` must be a floating-point tensor .*got dtype "
+                                            rf"{bad.dtype}"):
+            k.softmax_stats(x, bad)
+    with pytest.raises(TypeError, match="`t` must be a floating-point tensor"):
+        k.sigmoid_stats(x, labels[:, None].expand(2, 3, 8))
+    with pytest.raises(TypeError, match="`t` must be a floating-point tensor"):
+        k.binary_focal_sums(x, t.long(), None, 1.0, 1.0, 0.0)
     with pytest.raises(ValueError, match=r"`class_weights` must be None or have shape \(C,\) = "
                                          r"\(3,\); got \(2,\)"):
         k.softmax_focal_sums(x, t, None, torch.ones(2), 0.0)
@@ -505,29 +688,37 @@ from seglosses.kernels import triton_losses as K
 
 kernels = [getattr(K, name) for name in sorted(dir(K)) if name.endswith("_kernel")]
 assert len(kernels) == 8, kernels
-# (logits, target/weights, accumulation dtype, every constexpr flag)
-for xd, td, acc, flag in (("bf16", "fp16", "fp32", True), ("fp32", "fp32", "fp32", False),
-                          ("fp64", "fp64", "fp64", True)):
+#: flags compiled also flipped alone against all the others
+SINGLE = ("LABELS", "FOCAL_POS", "FOCAL_NEG")
+# (logits, float target/weights, integer labels, accumulation dtype, every constexpr flag)
+for xd, td, ld, acc, flag in (("bf16", "fp16", "i32", "fp32", True),
+                              ("fp32", "fp32", "i64", "fp32", False),
+                              ("fp64", "fp64", "i64", "fp64", True)):
     for fn in kernels:
-        sig, constexprs = {}, {}
-        for param in fn.params:
-            name = param.name
-            if param.is_constexpr:
-                constexprs[name] = {"ACC": tl.float64 if acc == "fp64" else tl.float32,
-                                    "BLOCK": K.MAX_BLOCK, "C_PAD": 8,
-                                    "BLOCK_S": K.TILE // 8}.get(name, flag)
-            elif name in ("x_ptr", "gx_ptr"):
-                sig[name] = "*" + xd
-            elif name in ("t_ptr", "w_ptr"):
-                sig[name] = "*" + td
-            elif name.endswith("_ptr"):
-                sig[name] = "*" + acc
-            else:
-                sig[name] = "fp32" if name == "gamma" else "i32"
-        sig.update(dict.fromkeys(constexprs, "constexpr"))
-        compiled = triton.compile(ASTSource(fn, sig, constexprs),
-                                  target=GPUTarget("cuda", 90, 32), options={"num_warps": 8})
-        assert compiled.asm["cubin"], fn
+        names = [param.name for param in fn.params if param.is_constexpr]
+        variants = [{}] + [{name: not flag} for name in SINGLE if name in names]
+        for variant in variants:
+            sig, constexprs = {}, {}
+            for param in fn.params:
+                name = param.name
+                if param.is_constexpr:
+                    constexprs[name] = {"ACC": tl.float64 if acc == "fp64" else tl.float32,
+                                        "BLOCK": K.MAX_BLOCK, "C_PAD": 8,
+                                        "BLOCK_S": K.TILE // 8}.get(name, variant.get(name, flag))
+                elif name in ("x_ptr", "gx_ptr"):
+                    sig[name] = "*" + xd
+                elif name in ("t_ptr", "w_ptr"):
+                    sig[name] = "*" + td
+                elif name.endswith("_ptr"):
+                    sig[name] = "*" + acc
+                else:
+                    sig[name] = "fp32" if name.startswith("gamma") else "i32"
+            if constexprs.get("LABELS"):
+                sig["t_ptr"] = "*" + ld
+            sig.update(dict.fromkeys(constexprs, "constexpr"))
+            compiled = triton.compile(ASTSource(fn, sig, constexprs),
+                                      target=GPUTarget("cuda", 90, 32), options={"num_warps": 8})
+            assert compiled.asm["cubin"], (fn, constexprs)
 """
 
 
@@ -564,7 +755,12 @@ def test_cuda_full_size(kernels: ModuleType, name: str) -> None:
     device = torch.device("cuda")
     shape = (16, 2 if name.startswith("softmax") else 1, 512, 512)
     x, t = make(shape, device)
+    w = weights("shared", shape, device)
+    cw = torch.tensor([0.3, 1.7], device=device)
     if name.startswith("softmax"):
         t = softmax_target(shape, device)
-    check(kernels, name, x, t, weights("shared", shape, device), gamma=2.0,
-          class_weights=torch.tensor([0.3, 1.7], device=device))
+        check_labels(kernels, name, x, class_labels(shape, device), w, gamma=2.0,
+                     class_weights=cw)
+    check(kernels, name, x, t, w, gamma=2.0, class_weights=cw)
+    if name == "binary_focal":
+        check(kernels, name, x, t, w, gamma=0.0, gamma_neg=2.0)

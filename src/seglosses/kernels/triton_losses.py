@@ -12,6 +12,9 @@ inputs themselves.
   term.
 - :func:`softmax_focal_sums`: ``sum_S w l`` of the multiclass focal / cross-entropy term.
 
+The two softmax functions take the target as floats of the logits' shape or as integer class
+indices (B, *S), read as a one-hot target that is never formed.
+
 Layout: the per-channel kernels work on the (B*C, N) view of the contiguous tensors, one
 program per block of ``BLOCK`` voxels of one row; the softmax kernels load a (C, BLOCK_S)
 tile (channels padded to a power of two) of one sample. Each program writes its partial sums
@@ -126,6 +129,19 @@ def _load_tile_weight(w_ptr, b, n, s_offs, s_mask, offs2, mask2, ACC: tl.constex
     return w
 
 
+@triton.jit
+def _load_tile_target(t_ptr, b, n, c, s_offs, s_mask, offs2, mask2, ACC: tl.constexpr,
+                      LABELS: tl.constexpr):
+    """Target of a softmax tile, (C_PAD, BLOCK_S): read as floats, or with ``LABELS`` built as
+    ``t_c = (label == c)`` from one sample's (BLOCK_S,) integer class indices."""
+    if LABELS:
+        label = tl.load(t_ptr + b.to(tl.int64) * n + s_offs, mask=s_mask, other=-1)
+        t = (c[:, None] == label[None, :]).to(ACC)
+    else:
+        t = tl.load(t_ptr + offs2, mask=mask2, other=0.0).to(ACC)
+    return t
+
+
 # ---------------------------------------------------------------------------------------------
 # sigmoid statistics
 # ---------------------------------------------------------------------------------------------
@@ -189,12 +205,12 @@ def _softmax_probs(x):
 @triton.jit
 def _softmax_stats_fwd_kernel(x_ptr, t_ptr, w_ptr, part_ptr, n, C, nblocks,
                               ACC: tl.constexpr, HAS_W: tl.constexpr,
-                              W_PER_CHANNEL: tl.constexpr, C_PAD: tl.constexpr,
-                              BLOCK_S: tl.constexpr):
+                              W_PER_CHANNEL: tl.constexpr, LABELS: tl.constexpr,
+                              C_PAD: tl.constexpr, BLOCK_S: tl.constexpr):
     pid, b, c, c_mask, s_offs, s_mask, offs2, mask2, x = _softmax_tile(
         x_ptr, n, C, nblocks, ACC, C_PAD, BLOCK_S)
     p = tl.where(mask2, _softmax_probs(x), 0.0)
-    t = tl.load(t_ptr + offs2, mask=mask2, other=0.0).to(ACC)
+    t = _load_tile_target(t_ptr, b, n, c, s_offs, s_mask, offs2, mask2, ACC, LABELS)
     if HAS_W:
         w = _load_tile_weight(w_ptr, b, n, s_offs, s_mask, offs2, mask2, ACC, W_PER_CHANNEL)
         p = p * w
@@ -212,15 +228,15 @@ def _softmax_stats_fwd_kernel(x_ptr, t_ptr, w_ptr, part_ptr, n, C, nblocks,
 @triton.jit
 def _softmax_stats_bwd_kernel(x_ptr, t_ptr, w_ptr, gtp_ptr, gsp_ptr, gx_ptr, n, C, nblocks,
                               ACC: tl.constexpr, HAS_W: tl.constexpr,
-                              W_PER_CHANNEL: tl.constexpr, HAS_GTP: tl.constexpr,
-                              HAS_GSP: tl.constexpr, C_PAD: tl.constexpr,
-                              BLOCK_S: tl.constexpr):
+                              W_PER_CHANNEL: tl.constexpr, LABELS: tl.constexpr,
+                              HAS_GTP: tl.constexpr, HAS_GSP: tl.constexpr,
+                              C_PAD: tl.constexpr, BLOCK_S: tl.constexpr):
     _, b, c, c_mask, s_offs, s_mask, offs2, mask2, x = _softmax_tile(
         x_ptr, n, C, nblocks, ACC, C_PAD, BLOCK_S)
     p = _softmax_probs(x)
     g = tl.zeros([C_PAD, BLOCK_S], dtype=ACC)
     if HAS_GTP:
-        t = tl.load(t_ptr + offs2, mask=mask2, other=0.0).to(ACC)
+        t = _load_tile_target(t_ptr, b, n, c, s_offs, s_mask, offs2, mask2, ACC, LABELS)
         g_tp = tl.load(gtp_ptr + b * C + c, mask=c_mask, other=0.0).to(ACC)
         g += g_tp[:, None] * t
     if HAS_GSP:
@@ -241,8 +257,9 @@ def _softmax_stats_bwd_kernel(x_ptr, t_ptr, w_ptr, gtp_ptr, gsp_ptr, gx_ptr, n, 
 
 @triton.jit
 def _binary_focal_fwd_kernel(x_ptr, t_ptr, w_ptr, pos_ptr, neg_ptr, part_ptr, n, nblocks, w_div,
-                             gamma, ACC: tl.constexpr, HAS_W: tl.constexpr,
-                             FOCAL: tl.constexpr, BLOCK: tl.constexpr):
+                             gamma, gamma_neg, ACC: tl.constexpr, HAS_W: tl.constexpr,
+                             FOCAL_POS: tl.constexpr, FOCAL_NEG: tl.constexpr,
+                             BLOCK: tl.constexpr):
     pid, row, offs, mask = _row_block_offsets(n, nblocks, BLOCK)
     base = row.to(tl.int64) * n
     x = tl.load(x_ptr + base + offs, mask=mask, other=0.0).to(ACC)
@@ -252,11 +269,14 @@ def _binary_focal_fwd_kernel(x_ptr, t_ptr, w_ptr, pos_ptr, neg_ptr, part_ptr, n,
     softplus = _log1p_pos(tl.exp(-tl.abs(x)))
     log_p = tl.minimum(x, 0.0) - softplus
     log_q = tl.minimum(-x, 0.0) - softplus
-    if FOCAL:
-        loss = -(pos * t * tl.exp(gamma * log_q) * log_p
-                 + neg * (1.0 - t) * tl.exp(gamma * log_p) * log_q)
-    else:
-        loss = -(pos * t * log_p + neg * (1.0 - t) * log_q)
+    # the two terms' factors: pos t q^gamma and neg (1 - t) p^gamma_neg
+    pos_f = pos * t
+    if FOCAL_POS:
+        pos_f = pos_f * tl.exp(gamma * log_q)
+    neg_f = neg * (1.0 - t)
+    if FOCAL_NEG:
+        neg_f = neg_f * tl.exp(gamma_neg * log_p)
+    loss = -(pos_f * log_p + neg_f * log_q)
     loss = tl.where(mask, loss, 0.0)
     if HAS_W:
         w = tl.load(w_ptr + (row // w_div).to(tl.int64) * n + offs, mask=mask, other=0.0)
@@ -266,8 +286,9 @@ def _binary_focal_fwd_kernel(x_ptr, t_ptr, w_ptr, pos_ptr, neg_ptr, part_ptr, n,
 
 @triton.jit
 def _binary_focal_bwd_kernel(x_ptr, t_ptr, w_ptr, pos_ptr, neg_ptr, go_ptr, gx_ptr, n, nblocks,
-                             w_div, gamma, ACC: tl.constexpr, HAS_W: tl.constexpr,
-                             FOCAL: tl.constexpr, BLOCK: tl.constexpr):
+                             w_div, gamma, gamma_neg, ACC: tl.constexpr, HAS_W: tl.constexpr,
+                             FOCAL_POS: tl.constexpr, FOCAL_NEG: tl.constexpr,
+                             BLOCK: tl.constexpr):
     _, row, offs, mask = _row_block_offsets(n, nblocks, BLOCK)
     base = row.to(tl.int64) * n
     x = tl.load(x_ptr + base + offs, mask=mask, other=0.0).to(ACC)
@@ -275,14 +296,22 @@ def _binary_focal_bwd_kernel(x_ptr, t_ptr, w_ptr, pos_ptr, neg_ptr, go_ptr, gx_p
     pos = tl.load(pos_ptr + row).to(ACC)
     neg = tl.load(neg_ptr + row).to(ACC)
     p, q = _sigmoid_pair(x)
-    if FOCAL:
+    if FOCAL_POS or FOCAL_NEG:
         softplus = _log1p_pos(tl.exp(-tl.abs(x)))
         log_p = tl.minimum(x, 0.0) - softplus
         log_q = tl.minimum(-x, 0.0) - softplus
-        dl = -(pos * t * tl.exp(gamma * log_q) * (q - gamma * p * log_p)
-               + neg * (1.0 - t) * tl.exp(gamma * log_p) * (gamma * q * log_q - p))
+    # dl/dx = -(d_pos + d_neg), d_pos = pos t q^gamma (q - gamma p log p) and
+    # d_neg = neg (1 - t) p^gamma_neg (gamma_neg q log q - p); a term whose exponent is 0 is
+    # pos t q or -neg (1 - t) p, so with both exponents 0 no log is evaluated
+    if FOCAL_POS:
+        d_pos = pos * t * tl.exp(gamma * log_q) * (q - gamma * p * log_p)
     else:
-        dl = neg * (1.0 - t) * p - pos * t * q
+        d_pos = pos * t * q
+    if FOCAL_NEG:
+        d_neg = neg * (1.0 - t) * tl.exp(gamma_neg * log_p) * (gamma_neg * q * log_q - p)
+    else:
+        d_neg = -(neg * (1.0 - t) * p)
+    dl = -(d_pos + d_neg)
     dl = dl * tl.load(go_ptr + row).to(ACC)
     if HAS_W:
         w = tl.load(w_ptr + (row // w_div).to(tl.int64) * n + offs, mask=mask, other=0.0)
@@ -339,11 +368,11 @@ def _softmax_focal_terms(x, c, c_mask, gamma, FOCAL: tl.constexpr):
 @triton.jit
 def _softmax_focal_fwd_kernel(x_ptr, t_ptr, w_ptr, cw_ptr, part_ptr, n, C, nblocks, gamma,
                               ACC: tl.constexpr, HAS_W: tl.constexpr, HAS_CW: tl.constexpr,
-                              FOCAL: tl.constexpr, C_PAD: tl.constexpr,
+                              FOCAL: tl.constexpr, LABELS: tl.constexpr, C_PAD: tl.constexpr,
                               BLOCK_S: tl.constexpr):
     pid, b, c, c_mask, s_offs, s_mask, offs2, mask2, x = _softmax_tile(
         x_ptr, n, C, nblocks, ACC, C_PAD, BLOCK_S)
-    t = tl.load(t_ptr + offs2, mask=mask2, other=0.0).to(ACC)
+    t = _load_tile_target(t_ptr, b, n, c, s_offs, s_mask, offs2, mask2, ACC, LABELS)
     if HAS_CW:
         t = t * tl.load(cw_ptr + c, mask=c_mask, other=0.0).to(ACC)[:, None]
     _, _, log_p, focal, _ = _softmax_focal_terms(x, c, c_mask, gamma, FOCAL)
@@ -357,11 +386,11 @@ def _softmax_focal_fwd_kernel(x_ptr, t_ptr, w_ptr, cw_ptr, part_ptr, n, C, nbloc
 @triton.jit
 def _softmax_focal_bwd_kernel(x_ptr, t_ptr, w_ptr, cw_ptr, go_ptr, gx_ptr, n, C, nblocks, gamma,
                               ACC: tl.constexpr, HAS_W: tl.constexpr, HAS_CW: tl.constexpr,
-                              FOCAL: tl.constexpr, C_PAD: tl.constexpr,
+                              FOCAL: tl.constexpr, LABELS: tl.constexpr, C_PAD: tl.constexpr,
                               BLOCK_S: tl.constexpr):
     _, b, c, c_mask, s_offs, s_mask, offs2, mask2, x = _softmax_tile(
         x_ptr, n, C, nblocks, ACC, C_PAD, BLOCK_S)
-    t = tl.load(t_ptr + offs2, mask=mask2, other=0.0).to(ACC)
+    t = _load_tile_target(t_ptr, b, n, c, s_offs, s_mask, offs2, mask2, ACC, LABELS)
     if HAS_CW:
         t = t * tl.load(cw_ptr + c, mask=c_mask, other=0.0).to(ACC)[:, None]
     p, one_minus_p, _, focal, r = _softmax_focal_terms(x, c, c_mask, gamma, FOCAL)
@@ -427,9 +456,25 @@ def _check_logits(x: Any, *, min_channels: int = 1) -> tuple[int, int, int]:
     return int(x.shape[0]), int(x.shape[1]), _numel_spatial(x)
 
 
-def _check_target(t: Any, x: Tensor) -> Tensor:
-    """Check ``t`` is a floating tensor of ``x``'s shape on its device; return it contiguous."""
+#: Integer dtypes accepted as class-index targets by the softmax kernels.
+_LABEL_DTYPES = (torch.int32, torch.int64)
+
+
+def _check_target(t: Any, x: Tensor, *, labels: bool = False) -> Tensor:
+    """Check ``t`` is a floating tensor of ``x``'s shape on its device; return it contiguous.
+
+    With ``labels``, an int32 or int64 tensor of class indices (B, *S) is accepted as well.
+    """
     check_tensor(t, "t")
+    if labels and t.dtype in _LABEL_DTYPES:
+        expected = (x.shape[0], *x.shape[2:])
+        if tuple(t.shape) != expected:
+            raise ValueError(
+                f"`t` of integer class indices must have shape (B, *S) = {shape_str(expected)}; "
+                f"got {shape_str(t.shape)}"
+            )
+        check_same_device(x, "x", t, "t")
+        return t.detach().contiguous()
     check_floating(t, "t")
     if t.shape != x.shape:
         raise ValueError(
@@ -484,13 +529,13 @@ def _per_row(value: Any, name: str, b: int, c: int, dtype: torch.dtype,
     return value.detach().to(device=device, dtype=dtype).expand(b, c).reshape(b * c).contiguous()
 
 
-def _check_gamma(gamma: Any) -> float:
-    """Require a finite real ``gamma >= 0``."""
+def _check_gamma(gamma: Any, name: str = "gamma") -> float:
+    """Require a finite real exponent ``>= 0``, called ``name`` in the messages."""
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-        raise TypeError(f"`gamma` must be a float >= 0; got {type(gamma).__name__}")
+        raise TypeError(f"`{name}` must be a float >= 0; got {type(gamma).__name__}")
     gamma = float(gamma)
     if not 0.0 <= gamma < float("inf"):
-        raise ValueError(f"`gamma` must be a finite float >= 0; got {gamma}")
+        raise ValueError(f"`{name}` must be a finite float >= 0; got {gamma}")
     return gamma
 
 
@@ -605,7 +650,8 @@ class _SoftmaxStats(torch.autograd.Function):
         if part.numel():
             _softmax_stats_fwd_kernel[(b * nblocks,)](
                 x, t, w if w is not None else x, part, n, c, nblocks, ACC=acc_tl,
-                HAS_W=w is not None, W_PER_CHANNEL=w_div == 1, C_PAD=c_pad, BLOCK_S=block,
+                HAS_W=w is not None, W_PER_CHANNEL=w_div == 1,
+                LABELS=not t.is_floating_point(), C_PAD=c_pad, BLOCK_S=block,
                 num_warps=_warps(c_pad * block))
         tp, sum_p, sum_t = _reduce_blocks(part, b, c)
         ctx.save_for_backward(x, t, w)
@@ -630,7 +676,8 @@ class _SoftmaxStats(torch.autograd.Function):
         if gx.numel():
             _softmax_stats_bwd_kernel[(b * nblocks,)](
                 x, t, w if w is not None else x, gtp, gsp, gx, n, c, nblocks, ACC=acc_tl,
-                HAS_W=w is not None, W_PER_CHANNEL=ctx.w_div == 1, HAS_GTP=g_tp is not None,
+                HAS_W=w is not None, W_PER_CHANNEL=ctx.w_div == 1,
+                LABELS=not t.is_floating_point(), HAS_GTP=g_tp is not None,
                 HAS_GSP=g_sp is not None, C_PAD=c_pad, BLOCK_S=block,
                 num_warps=_warps(c_pad * block))
         return gx, None, None, None
@@ -639,7 +686,7 @@ class _SoftmaxStats(torch.autograd.Function):
 class _BinaryFocalSums(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, t: Tensor, w: Tensor | None, w_div: int, pos: Tensor,
-                neg: Tensor, gamma: float) -> Tensor:
+                neg: Tensor, gamma: float, gamma_neg: float) -> Tensor:
         b, c = x.shape[:2]
         n = _numel_spatial(x)
         acc, acc_tl = _acc(x.dtype)
@@ -648,20 +695,21 @@ class _BinaryFocalSums(torch.autograd.Function):
         if part.numel():
             _binary_focal_fwd_kernel[(b * c * nblocks,)](
                 x, t, w if w is not None else x, pos, neg, part, n, nblocks, w_div, gamma,
-                ACC=acc_tl, HAS_W=w is not None, FOCAL=gamma != 0.0, BLOCK=block,
-                num_warps=_warps(block))
+                gamma_neg, ACC=acc_tl, HAS_W=w is not None, FOCAL_POS=gamma != 0.0,
+                FOCAL_NEG=gamma_neg != 0.0, BLOCK=block, num_warps=_warps(block))
         ctx.save_for_backward(x, t, w, pos, neg)
         ctx.w_div = w_div
         ctx.gamma = gamma
+        ctx.gamma_neg = gamma_neg
         ctx.set_materialize_grads(False)
         return part.view(b, c, nblocks).sum(dim=-1)
 
     @staticmethod
     def backward(ctx: Any, go: Tensor | None) -> tuple[Tensor | None, None, None, None, None,
-                                                       None, None]:
+                                                       None, None, None]:
         _no_double_backward("binary_focal_sums")
         if go is None or not ctx.needs_input_grad[0]:
-            return None, None, None, None, None, None, None
+            return None, None, None, None, None, None, None, None
         x, t, w, pos, neg = ctx.saved_tensors
         b, c = x.shape[:2]
         n = _numel_spatial(x)
@@ -672,9 +720,10 @@ class _BinaryFocalSums(torch.autograd.Function):
         if gx.numel():
             _binary_focal_bwd_kernel[(b * c * nblocks,)](
                 x, t, w if w is not None else x, pos, neg, go_rows, gx, n, nblocks, ctx.w_div,
-                ctx.gamma, ACC=acc_tl, HAS_W=w is not None, FOCAL=ctx.gamma != 0.0,
-                BLOCK=block, num_warps=_warps(block))
-        return gx, None, None, None, None, None, None
+                ctx.gamma, ctx.gamma_neg, ACC=acc_tl, HAS_W=w is not None,
+                FOCAL_POS=ctx.gamma != 0.0, FOCAL_NEG=ctx.gamma_neg != 0.0, BLOCK=block,
+                num_warps=_warps(block))
+        return gx, None, None, None, None, None, None, None
 
 
 class _SoftmaxFocalSums(torch.autograd.Function):
@@ -690,7 +739,8 @@ class _SoftmaxFocalSums(torch.autograd.Function):
             _softmax_focal_fwd_kernel[(b * nblocks,)](
                 x, t, w if w is not None else x, cw if cw is not None else x, part, n, c,
                 nblocks, gamma, ACC=acc_tl, HAS_W=w is not None, HAS_CW=cw is not None,
-                FOCAL=gamma != 0.0, C_PAD=c_pad, BLOCK_S=block, num_warps=_warps(c_pad * block))
+                FOCAL=gamma != 0.0, LABELS=not t.is_floating_point(), C_PAD=c_pad,
+                BLOCK_S=block, num_warps=_warps(c_pad * block))
         ctx.save_for_backward(x, t, w, cw)
         ctx.gamma = gamma
         ctx.set_materialize_grads(False)
@@ -712,8 +762,8 @@ class _SoftmaxFocalSums(torch.autograd.Function):
             _softmax_focal_bwd_kernel[(b * nblocks,)](
                 x, t, w if w is not None else x, cw if cw is not None else x, go_rows, gx, n, c,
                 nblocks, ctx.gamma, ACC=acc_tl, HAS_W=w is not None, HAS_CW=cw is not None,
-                FOCAL=ctx.gamma != 0.0, C_PAD=c_pad, BLOCK_S=block,
-                num_warps=_warps(c_pad * block))
+                FOCAL=ctx.gamma != 0.0, LABELS=not t.is_floating_point(), C_PAD=c_pad,
+                BLOCK_S=block, num_warps=_warps(c_pad * block))
         return gx, None, None, None, None
 
 
@@ -761,41 +811,50 @@ def softmax_stats(x: Tensor, t: Tensor, w: Tensor | None = None) -> tuple[Tensor
 
     One program reads a block of voxels for all C channels (padded to a power of two). The
     backward gives ``g_c = w (g_tp t_c + g_sp)`` and ``dx_c = p_c (g_c - sum_k p_k g_k)``.
+    Integer class indices ``t`` are read as the one-hot target ``t_c = (t == c)`` without
+    forming it; ``sum_t`` is then the (weighted) voxel count of each class.
 
     Args:
         x: Logits (B, C, *S) with 2 <= C <= ``MAX_CHANNELS``; float16, bfloat16, float32 or
             float64.
-        t: Target of ``x``'s shape, any float dtype, values in [0, 1]; a constant.
+        t: Target of ``x``'s shape, any float dtype, values in [0, 1]; or int32 / int64 class
+            indices (B, *S) with values in [0, C) (not checked: voxels to leave out need a
+            valid index and weight 0 in ``w``); a constant.
         w: None, or float weights (B, 1, *S) (or (B, C, *S)); a constant.
 
     Returns:
         ``(tp, sum_p, sum_t)``, each (B, C), float32 (float64 for float64 ``x``).
 
     Raises:
-        TypeError: a non-tensor or non-floating ``x``, ``t`` or ``w``.
+        TypeError: a non-tensor or non-floating ``x`` or ``w``; ``t`` not a tensor, or neither
+            floating nor int32 / int64.
         ValueError: ``x`` not (B, C, *S) with 2 to ``MAX_CHANNELS`` channels or not on a CUDA
             device; ``t`` or ``w`` of the wrong shape or device.
     """
     _check_logits(x, min_channels=2)
-    t = _check_target(t, x)
+    t = _check_target(t, x, labels=True)
     w, w_div = _check_weight(w, x, per_channel=True)
     return _SoftmaxStats.apply(x.contiguous(), t, w, w_div)
 
 
 def binary_focal_sums(x: Tensor, t: Tensor, w: Tensor | None, pos: float | Tensor,
-                      neg: float | Tensor, gamma: float) -> Tensor:
+                      neg: float | Tensor, gamma: float, *,
+                      gamma_neg: float | None = None) -> Tensor:
     r"""Weighted sums of the binary focal / cross-entropy term per (sample, channel), fused.
 
     .. math::
 
-        l = -\left[pos\; t\, q^\gamma \log p + neg\,(1 - t)\, p^\gamma \log q\right],
+        l = -\left[pos\; t\, q^{\gamma} \log p
+            + neg\,(1 - t)\, p^{\gamma_{neg}} \log q\right],
         \qquad p = \sigma(x),\; q = 1 - p
 
     with ``log p``, ``log q`` taken in log space and ``q^gamma = exp(gamma log q)``; returns
-    ``sum_S w l``. ``gamma = 0`` runs a cross-entropy fast path. This covers bce
+    ``sum_S w l``. ``gamma_neg`` defaults to ``gamma``. A term whose exponent is 0 skips its
+    ``exp``, and with both 0 a cross-entropy fast path runs. This covers bce
     (``pos = neg = 1``), weighted bce (``pos = beta``), balanced bce (``pos = beta, neg = 1 -
-    beta``) and binary focal (``pos = alpha, neg = 1 - alpha``). Finite and accurate for
-    logits of any magnitude and for targets exactly 0 or 1.
+    beta``), binary focal (``pos = alpha, neg = 1 - alpha``) and the asymmetric focal term of
+    the unified focal loss (``gamma = 0``, ``gamma_neg > 0``). Finite and accurate for logits
+    of any magnitude and for targets exactly 0 or 1.
 
     Args:
         x: Logits (B, C, *S), 0 to 3 spatial dims; float16, bfloat16, float32 or float64.
@@ -803,25 +862,29 @@ def binary_focal_sums(x: Tensor, t: Tensor, w: Tensor | None, pos: float | Tenso
         w: None, or float weights (B, 1, *S) or (B, C, *S); a constant.
         pos: Weight of the positive term: a float, or a tensor (B, C) or (1, C).
         neg: Weight of the negative term: a float, or a tensor (B, C) or (1, C).
-        gamma: Focusing exponent, a float >= 0.
+        gamma: Focusing exponent of the positive term (``q^gamma``), a float >= 0.
+        gamma_neg: Focusing exponent of the negative term (``p^gamma_neg``), a float >= 0;
+            None (default) for ``gamma``.
 
     Returns:
         (B, C) sums, float32 (float64 for float64 ``x``).
 
     Raises:
-        TypeError: a non-tensor or non-floating ``x``, ``t`` or ``w``; ``pos``, ``neg`` or
-            ``gamma`` not a number (or tensor).
-        ValueError: wrong shapes or devices (``x`` must be on a CUDA device); ``gamma``
-            negative or not finite.
+        TypeError: a non-tensor or non-floating ``x``, ``t`` or ``w``; ``pos``, ``neg``,
+            ``gamma`` or ``gamma_neg`` not a number (or tensor).
+        ValueError: wrong shapes or devices (``x`` must be on a CUDA device); ``gamma`` or
+            ``gamma_neg`` negative or not finite.
     """
     b, c, _ = _check_logits(x)
     t = _check_target(t, x)
     w, w_div = _check_weight(w, x, per_channel=True)
     gamma = _check_gamma(gamma)
+    gamma_neg = gamma if gamma_neg is None else _check_gamma(gamma_neg, "gamma_neg")
     acc, _ = _acc(x.dtype)
     pos_rows = _per_row(pos, "pos", b, c, acc, x.device)
     neg_rows = _per_row(neg, "neg", b, c, acc, x.device)
-    return _BinaryFocalSums.apply(x.contiguous(), t, w, w_div, pos_rows, neg_rows, gamma)
+    return _BinaryFocalSums.apply(x.contiguous(), t, w, w_div, pos_rows, neg_rows, gamma,
+                                  gamma_neg)
 
 
 def softmax_focal_sums(x: Tensor, t: Tensor, w: Tensor | None, class_weights: Tensor | None,
@@ -835,12 +898,15 @@ def softmax_focal_sums(x: Tensor, t: Tensor, w: Tensor | None, class_weights: Te
 
     returns ``sum_S w l``. ``(1 - p_c)^gamma = exp(gamma log(1 - p_c))`` with ``log(1 - p_c)``
     formed without cancellation, so value and gradient stay finite for every ``gamma >= 0``,
-    also where ``p_c`` rounds to 1; ``gamma = 0`` runs a cross-entropy fast path.
+    also where ``p_c`` rounds to 1; ``gamma = 0`` runs a cross-entropy fast path. Integer
+    class indices ``t`` are read as the one-hot target ``t_c = (t == c)`` without forming it.
 
     Args:
         x: Logits (B, C, *S) with 2 <= C <= ``MAX_CHANNELS``; float16, bfloat16, float32 or
             float64.
-        t: Target of ``x``'s shape (one-hot or soft), any float dtype; a constant.
+        t: Target of ``x``'s shape (one-hot or soft), any float dtype; or int32 / int64 class
+            indices (B, *S) with values in [0, C) (not checked: voxels to leave out need a
+            valid index and weight 0 in ``w``); a constant.
         w: None, or float weights (B, 1, *S); a constant.
         class_weights: None, or a (C,) tensor of per-class weights.
         gamma: Focusing exponent, a float >= 0.
@@ -849,12 +915,13 @@ def softmax_focal_sums(x: Tensor, t: Tensor, w: Tensor | None, class_weights: Te
         (B,) sums, float32 (float64 for float64 ``x``).
 
     Raises:
-        TypeError: a non-tensor or non-floating ``x``, ``t`` or ``w``; ``gamma`` not a number.
+        TypeError: a non-tensor or non-floating ``x`` or ``w``; ``t`` not a tensor, or neither
+            floating nor int32 / int64; ``gamma`` not a number.
         ValueError: wrong shapes or devices (``x`` must be on a CUDA device); ``gamma``
             negative or not finite.
     """
     b, c, _ = _check_logits(x, min_channels=2)
-    t = _check_target(t, x)
+    t = _check_target(t, x, labels=True)
     w, _ = _check_weight(w, x, per_channel=False)
     gamma = _check_gamma(gamma)
     acc, _ = _acc(x.dtype)

@@ -174,13 +174,14 @@ def binary_focal_sums(prep: Prepared, *, pos: Factor = 1.0, neg: Factor = 1.0,
     if _fusable(prep, pos, neg):
         ndim = prep.raw.dim()
         pos_f, neg_f = _as_channel_factor(pos, ndim), _as_channel_factor(neg, ndim)
-        if gamma_pos == gamma_neg and kernels.use_for(prep.raw):
+        if kernels.use_for(prep.raw):
             # CUDA: one fused Triton kernel forward, one backward
             from ..kernels import triton_losses
             pos_k, neg_k = (f.reshape(f.shape[:2]) if isinstance(f, Tensor) else f
                             for f in (pos_f, neg_f))
             return triton_losses.binary_focal_sums(prep.raw, prep.target, prep.weight, pos_k,
-                                                   neg_k, float(gamma_pos))
+                                                   neg_k, float(gamma_pos),
+                                                   gamma_neg=float(gamma_neg))
         if prep.raw.device.type == "cpu":
             p = vars(prep).get("prob")
             return _BinaryFocalSums.apply(prep.values, prep.target, prep.weight, pos_f, neg_f,
@@ -309,8 +310,10 @@ def softmax_focal_mean(prep: Prepared, *, gamma: float,
                                     weight=prep.class_weights, reduction="none").unsqueeze(1)
     elif usable and kernels.use_for(prep.raw):
         from ..kernels import triton_losses
-        sums = triton_losses.softmax_focal_sums(prep.raw, prep.target, w, prep.class_weights,
-                                                float(gamma))
+        labels_only = prep.labels is not None and "target" not in vars(prep)
+        sums = triton_losses.softmax_focal_sums(prep.raw,
+                                                prep.labels if labels_only else prep.target,
+                                                w, prep.class_weights, float(gamma))
         per_voxel = None
     elif usable and prep.raw.device.type == "cpu" and not torch.compiler.is_compiling():
         cw = None if prep.class_weights is None else \

@@ -192,19 +192,26 @@ def soft_sums(prep: Prepared, batch: bool = False, prob: Tensor | None = None) -
     Sums run over the batch too when ``batch`` is true. ``prob`` overrides ``prep.prob``
     (e.g. for a detached or transformed p).
     """
+    w = prep.weight
+    if prob is None and prep.from_logits and kernels.use_for(prep.raw) \
+            and (w is None or not w.requires_grad):
+        # CUDA: one fused Triton kernel reads the logits, the target (integer labels as they
+        # are, without a one-hot copy) and the weights once
+        from ..kernels import triton_losses
+        labels_only = prep.mode == "multiclass" and prep.labels is not None \
+            and "target" not in vars(prep)
+        target = prep.labels if labels_only else prep.target
+        if labels_only or (target.shape == prep.raw.shape and not target.requires_grad):
+            stats = triton_losses.softmax_stats if prep.mode == "multiclass" else \
+                triton_losses.sigmoid_stats
+            sums = stats(prep.raw, target, w)
+            if batch:
+                sums = tuple(v.sum(dim=0, keepdim=True) for v in sums)
+            return SoftSums(*sums)
     t = prep.target
     fused = (prep.raw.shape == t.shape and not t.requires_grad
-             and (prep.weight is None or not prep.weight.requires_grad)
+             and (w is None or not w.requires_grad)
              and not torch.compiler.is_compiling())
-    if fused and prob is None and prep.from_logits and kernels.use_for(prep.raw):
-        # CUDA: one fused Triton kernel reads the logits, target and weights once
-        from ..kernels import triton_losses
-        stats = triton_losses.softmax_stats if prep.mode == "multiclass" else \
-            triton_losses.sigmoid_stats
-        sums = stats(prep.raw, t, prep.weight)
-        if batch:
-            sums = tuple(v.sum(dim=0, keepdim=True) for v in sums)
-        return SoftSums(*sums)
     if fused and prob is None and "prob" not in vars(prep) and prep.from_logits \
             and prep.mode != "multiclass":
         # p = sigmoid(logits) not computed yet: compute it with the sums, and keep it as the
