@@ -56,13 +56,23 @@ class SoftSums(NamedTuple):
     sum_t: Tensor
 
 
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is active for ``device_type`` (PyTorch before 2.4 has no argument)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
+
+
 def _sums_forward(p: Tensor, t: Tensor, w: Tensor | None, dims: tuple[int, ...],
                   batch: bool, scratch: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """TP, sum p, sum t of :func:`soft_sums` (the product ``p t w`` written to ``scratch``
     when given and needed)."""
     b, c = p.shape[:2]
     if w is None and dims and p.shape == t.shape and p.is_contiguous() and t.is_contiguous() \
-            and not torch.is_autocast_enabled(p.device.type):
+            and not _autocast_on(p.device.type):
         # TP as one batched dot product per (sample, channel): no full-size product buffer,
         # and on CPU 1.5 to 3 times faster than the product and its sum (not under autocast,
         # which would run the matrix product in half precision)
