@@ -30,7 +30,7 @@ def test_name_must_be_str():
 
 
 @pytest.mark.parametrize("expr,expected", [
-    ("dice", None),
+    ("dice", [(1.0, "dice")]),
     ("0.5*dice + 0.5*bce", [(0.5, "dice"), (0.5, "bce")]),
     ("dice+bce", [(1.0, "dice"), (1.0, "bce")]),
     ("2 * dice", [(2.0, "dice")]),
@@ -38,10 +38,7 @@ def test_name_must_be_str():
     ("1e-1*dice", [(0.1, "dice")]),
 ])
 def test_parse_expression(expr, expected):
-    if expected is None:
-        assert parse_expression(expr) == [(1.0, "dice")]
-    else:
-        assert parse_expression(expr) == expected
+    assert parse_expression(expr) == expected
 
 
 @pytest.mark.parametrize("expr", ["0.5*", "+dice", "dice +", "dice bce", "0.5 dice", "dice*bce",
@@ -77,8 +74,11 @@ def test_compound_requires_same_reduction():
 def test_arithmetic_flattens_and_reprs():
     loss = 2 * (seglosses.get_loss("dice") + 0.5 * seglosses.get_loss("bce"))
     assert repr(loss) == "CompoundLoss(2*dice + 1*bce)"
-    with pytest.raises(TypeError):
+    # a non-number factor is refused (NotImplemented), naming the loss type
+    with pytest.raises(TypeError, match="DiceLoss"):
         seglosses.get_loss("dice") * "two"
+    with pytest.raises(TypeError, match="DiceLoss"):
+        seglosses.get_loss("dice") * object()
 
 
 def test_duplicate_registration_is_an_error():

@@ -78,15 +78,18 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     return value
 
 
-def check_spatial_rank(tensor: Tensor, name: str, leading: int = 2) -> None:
-    """Require ``leading`` leading dims followed by 1 to 3 spatial dims."""
+def check_spatial_rank(tensor: Tensor, name: str, leading: int = 2, hint: str = "") -> None:
+    """Require ``leading`` leading dims followed by 1 to 3 spatial dims.
+
+    ``hint``, when given, is appended to the message (e.g. how to fix the layout).
+    """
     spatial = tensor.dim() - leading
     if spatial < 1 or spatial > 3:
         layout = "(B, C, *S)" if leading == 2 else "(B, *S)"
         raise ValueError(
             f"`{name}` must have shape {layout} with 1 to 3 spatial dims, i.e. "
             f"{leading + 1} to {leading + 3} dims; got {tensor.dim()} dims with shape "
-            f"{shape_str(tensor.shape)}"
+            f"{shape_str(tensor.shape)}" + (f" ({hint})" if hint else "")
         )
 
 
@@ -123,12 +126,18 @@ def check_number(value: Any, name: str, *, low: float | None = None, high: float
         raise ValueError(f"`{name}` must lie in {interval}; got {value!r}")
 
 
-def check_int(value: Any, name: str, *, low: int | None = None) -> None:
-    """Require an integer, optionally at least ``low``."""
+def check_int(value: Any, name: str, *, low: int | None = None,
+              high: int | None = None) -> None:
+    """Require an integer, optionally at least ``low`` and at most ``high``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"`{name}` must be an int; got {type(value).__name__} {value!r}")
-    if low is not None and value < low:
-        raise ValueError(f"`{name}` must be >= {low}; got {value}")
+    too_low = low is not None and value < low
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        if low is not None and high is not None:
+            raise ValueError(f"`{name}` must lie in [{low}, {high}]; got {value}")
+        bound = f">= {low}" if too_low else f"<= {high}"
+        raise ValueError(f"`{name}` must be {bound}; got {value}")
 
 
 #: integer view and bit pattern of 1.0 for the fast [0, 1] check

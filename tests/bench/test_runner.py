@@ -155,3 +155,6 @@ def test_resolve_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device is available"):
             resolve_device("cuda")
+    with pytest.raises(ValueError,
+                       match=r"`device` must be one of \['auto', 'cpu', 'cuda'\]; got 'gpu'"):
+        resolve_device("gpu")

@@ -49,10 +49,12 @@ def test_seeded_initialisation_is_reproducible() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(ValueError, match=r"`depth` must be an integer >= 1; got 0"):
+    with pytest.raises(ValueError, match=r"`depth` must be >= 1; got 0"):
         UNet2d(depth=0)
-    with pytest.raises(ValueError, match=r"`width` must be an integer >= 1; got 2.5"):
+    with pytest.raises(TypeError, match=r"`width` must be an int; got float 2.5"):
         UNet2d(width=2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"`dropout` must be a number; got str"):
+        UNet2d(dropout="0.1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`norm` must be one of .*got 'layer'"):
         UNet2d(norm="layer")
     with pytest.raises(ValueError, match=r"`upsampling` must be one of"):

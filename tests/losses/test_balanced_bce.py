@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 import seglosses
 from seglosses import functional as SF
 from tests.reference import np_pixel as ref
+from tests.reference import scalar as S
 
 CASES = [pytest.param(*row[1:], id=row[0]) for row in ref.STANDARD_CASES]
 
@@ -21,21 +20,17 @@ def test_reference_values(mode, ndim, option):
                                  **kw)
 
 
-def _softplus(x: float) -> float:
-    return math.log1p(math.exp(x))
-
-
 def test_hand_computed():
     # t = (1, 0, 0, 0): beta = 1 - 1/4 = 3/4; positives weigh 3/4, negatives 1/4
     logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]], dtype=torch.float64)
     target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]], dtype=torch.float64)
-    expected = (0.75 * _softplus(-2.0)
-                + 0.25 * (_softplus(-1.0) + _softplus(0.5) + _softplus(-3.0))) / 4
+    expected = (0.75 * S.softplus(-2.0)
+                + 0.25 * (S.softplus(-1.0) + S.softplus(0.5) + S.softplus(-3.0))) / 4
     assert SF.balanced_bce_loss(logits, target).item() == pytest.approx(expected, rel=1e-12)
     # beta is per sample: the second sample (half positive) has beta = 1/2
     x2 = logits.expand(2, 1, 2, 2)
     t2 = torch.cat([target, torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]], dtype=torch.float64)])
-    half = 0.5 * (_softplus(-2.0) + _softplus(1.0) + _softplus(0.5) + _softplus(-3.0)) / 4
+    half = 0.5 * (S.softplus(-2.0) + S.softplus(1.0) + S.softplus(0.5) + S.softplus(-3.0)) / 4
     torch.testing.assert_close(SF.balanced_bce_loss(x2, t2, reduction="none"),
                                torch.tensor([expected, half], dtype=torch.float64))
 
@@ -45,7 +40,7 @@ def test_mask_changes_beta():
     logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]], dtype=torch.float64)
     target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]], dtype=torch.float64)
     mask = torch.tensor([[[[True, True], [False, False]]]])
-    expected = 0.5 * (_softplus(-2.0) + _softplus(-1.0)) / 2
+    expected = 0.5 * (S.softplus(-2.0) + S.softplus(-1.0)) / 2
     assert SF.balanced_bce_loss(logits, target, mask).item() == pytest.approx(expected, rel=1e-12)
 
 

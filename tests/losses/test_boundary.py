@@ -78,26 +78,15 @@ def test_bruteforce_reference_agrees_with_scipy():
 @pytest.mark.parametrize("mode", MODES)
 def test_edge_cases(mode):
     logits, target = R.random_case(mode, 2, 0)
-    x = torch.from_numpy(logits).float().requires_grad_(True)
-    shape = target.shape
-    empty = np.zeros(shape, dtype=target.dtype)
-    full = np.ones(shape, dtype=target.dtype) if mode != "multiclass" else np.full(shape, 2)
-    for t in (empty, full):
+    x = torch.from_numpy(logits).float()
+    for t in R.empty_and_full(target, mode):
         value = SF.boundary_loss(x, torch.from_numpy(t), mode=mode, reduction="none")
         # an empty or full target channel has an all-zero signed distance map
         assert torch.equal(value, torch.zeros(2))
     # all voxels masked: 0 with zero gradient
-    value = SF.boundary_loss(x, torch.from_numpy(target), torch.zeros(2, 1, 7, 9, dtype=bool),
-                             mode=mode)
-    value.backward()
-    assert value.item() == 0.0 and torch.all(x.grad == 0)
+    R.check_all_masked(SF.boundary_loss, x, target, mode)
     # saturated perfect and wrong predictions stay finite
-    onehot = R.Inputs(logits, target, mode=mode).t
-    for sign in (1.0, -1.0):
-        xs = torch.from_numpy(sign * 50.0 * (2 * onehot - 1)).float().requires_grad_(True)
-        value = SF.boundary_loss(xs, torch.from_numpy(target), mode=mode)
-        value.backward()
-        assert torch.isfinite(value) and torch.isfinite(xs.grad).all()
+    R.check_saturated(SF.boundary_loss, logits, target, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -106,31 +95,21 @@ def test_gradient_treats_the_map_as_constant(mode):
     logits, target, mask, kw = R.variant_case(mode, 2, 1, "mask")
     inp = R.Inputs(logits, target, mask, mode=mode)
     sd = torch.from_numpy(R._per_item(R.signed_distance, inp.t > 0.5, inp.valid))
-    x = torch.from_numpy(logits).requires_grad_(True)
     t = torch.from_numpy(target)
     if mode != "multiclass":
         t = t.clone().requires_grad_(True)
-    m = torch.from_numpy(mask)
-    SF.boundary_loss(x, t, m, reduction="sum", **kw).backward()
-    x2 = torch.from_numpy(logits).requires_grad_(True)
-    p = torch.softmax(x2, 1) if mode == "multiclass" else torch.sigmoid(x2)
-    valid = torch.from_numpy(inp.valid).double()
-    per_sample = (p * sd * valid).flatten(1).sum(1) / valid.flatten(1).sum(1)
-    per_sample.sum().backward()
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-10, atol=1e-14)
+
+    def per_voxel(x):
+        p = torch.softmax(x, 1) if mode == "multiclass" else torch.sigmoid(x)
+        return p * sd, torch.from_numpy(inp.valid).double()
+
+    R.check_gradient_with_frozen_maps(SF.boundary_loss, logits, t, mask, kw, per_voxel)
     if mode != "multiclass":
         assert t.grad is None, "no gradient may reach the target through the distance map"
 
 
 def test_multiclass_two_classes_without_background_equals_binary():
-    logits, target = R.random_case("binary", 2, 3)
-    two = np.concatenate([np.zeros_like(logits), logits], axis=1)
-    labels = torch.from_numpy(target[:, 0].astype(np.int64))
-    binary = SF.boundary_loss(torch.from_numpy(logits), torch.from_numpy(target),
-                              reduction="none")
-    multi = SF.boundary_loss(torch.from_numpy(two), labels, reduction="none",
-                             include_background=False)
-    torch.testing.assert_close(multi, binary, rtol=1e-12, atol=1e-12)
+    R.check_two_classes_equal_binary(SF.boundary_loss, include_background=(False,))
 
 
 def test_spacing_scalar_equals_sequence_and_scales_distances():
@@ -165,14 +144,7 @@ def test_errors():
 
 
 def test_runs_on_device(device):
-    logits, target, mask, kw = R.variant_case("multiclass", 3, 0, "mask")
-    value = SF.boundary_loss(torch.from_numpy(logits).to(device),
-                             torch.from_numpy(target).to(device),
-                             torch.from_numpy(mask).to(device), reduction="none", **kw)
-    assert value.device.type == device.type
-    np.testing.assert_allclose(value.cpu().numpy(),
-                               R.boundary(logits, target, mask, reduction="none", **kw),
-                               rtol=1e-6)
+    R.check_on_device(SF.boundary_loss, R.boundary, "multiclass", 3, "mask", device)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -11,6 +11,7 @@ import torch
 import seglosses
 from seglosses import functional as SF
 from tests.reference import np_pixel as ref
+from tests.reference import scalar as S
 
 CASES = [pytest.param(*row[1:], id=row[0]) for row in ref.STANDARD_CASES]
 PARAMS = [pytest.param({}, id="default"),
@@ -24,15 +25,11 @@ def test_reference_values(mode, ndim, option, params):
     ref.assert_matches_reference(SF.combo_loss, ref.combo, logits, target, mask, **params, **kw)
 
 
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
-
-
 def test_hand_computed():
     # p = sigmoid(2, -1, 0.5, -3), t = (1, 0, 1, 0), alpha = beta = 0.5, s = 1
     logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]], dtype=torch.float64)
     target = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]], dtype=torch.float64)
-    p = [_sigmoid(v) for v in (2.0, -1.0, 0.5, -3.0)]
+    p = [S.sigmoid(v) for v in (2.0, -1.0, 0.5, -3.0)]
     ce = -(0.5 * math.log(p[0]) + 0.5 * math.log(1 - p[1]) + 0.5 * math.log(p[2])
            + 0.5 * math.log(1 - p[3])) / 4
     tp = p[0] + p[2]

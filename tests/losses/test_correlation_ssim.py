@@ -10,21 +10,7 @@ import torch
 
 import seglosses
 from seglosses.functional import correlation_ssim_loss
-from tests.reference.np_ssim import correlation_ssim_loss_np
-
-
-def make_case(mode, spatial, batch=2, channels=3, seed=0, scale=2.0, soft=False):
-    g = torch.Generator().manual_seed(seed)
-    c = 1 if mode == "binary" else channels
-    logits = torch.randn(batch, c, *spatial, generator=g, dtype=torch.float64) * scale
-    if mode == "multiclass":
-        target = torch.randint(0, c, (batch, *spatial), generator=g)
-    else:
-        target = torch.rand(batch, c, *spatial, generator=g, dtype=torch.float64)
-        if not soft:
-            target = (target > 0.5).double()
-    mask = torch.rand(batch, 1, *spatial, generator=g) > 0.3
-    return logits, target, mask
+from tests.reference.np_ssim import correlation_ssim_loss_np, make_case
 
 
 CASES = [

@@ -11,12 +11,9 @@ import torch
 import seglosses
 from seglosses import functional as SF
 from tests.reference import np_boundary as R
+from tests.reference import scalar as S
 
 MODES = ["binary", "multilabel", "multiclass"]
-
-
-def _bce(x: float, t: float) -> float:
-    return -(t * math.log(1 / (1 + math.exp(-x))) + (1 - t) * math.log(1 / (1 + math.exp(x))))
 
 
 @pytest.mark.parametrize("variant", R.VARIANTS)
@@ -39,8 +36,8 @@ def test_reference_values_scale(scale):
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("mode", MODES)
 def test_reductions_match_reference(mode, reduction):
-    R.check_reduction_against_reference(SF.distance_penalty_ce_loss, R.distance_penalty_ce, mode, 2, 4,
-                                        reduction)
+    R.check_reduction_against_reference(SF.distance_penalty_ce_loss, R.distance_penalty_ce,
+                                        mode, 2, 4, reduction)
 
 
 def test_hand_computed():
@@ -49,12 +46,12 @@ def test_hand_computed():
     x = [[2.0, -1.0, 0.5], [0.5, -3.0, 1.0]]
     t = [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
     phi = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]
-    expected = sum((1 + phi[i][j]) * _bce(x[i][j], t[i][j]) for i in range(2)
+    expected = sum((1 + phi[i][j]) * S.bce(x[i][j], t[i][j]) for i in range(2)
                    for j in range(3)) / 6
     value = SF.distance_penalty_ce_loss(torch.tensor([[x]]), torch.tensor([[t]]))
     torch.testing.assert_close(value, torch.tensor(expected))
     # scale = 3 triples the penalty
-    expected = sum((1 + 3 * phi[i][j]) * _bce(x[i][j], t[i][j]) for i in range(2)
+    expected = sum((1 + 3 * phi[i][j]) * S.bce(x[i][j], t[i][j]) for i in range(2)
                    for j in range(3)) / 6
     value = SF.distance_penalty_ce_loss(torch.tensor([[x]]), torch.tensor([[t]]), scale=3.0)
     torch.testing.assert_close(value, torch.tensor(expected))
@@ -80,42 +77,22 @@ def test_scale_zero_is_cross_entropy():
 
 
 def test_multiclass_two_classes_equals_binary():
-    logits, target = R.random_case("binary", 2, 3)
-    two = np.concatenate([np.zeros_like(logits), logits], axis=1)
-    labels = torch.from_numpy(target[:, 0].astype(np.int64))
-    binary = SF.distance_penalty_ce_loss(torch.from_numpy(logits), torch.from_numpy(target),
-                                         reduction="none")
-    multi = SF.distance_penalty_ce_loss(torch.from_numpy(two), labels, reduction="none")
-    torch.testing.assert_close(multi, binary, rtol=1e-12, atol=1e-12)
+    R.check_two_classes_equal_binary(SF.distance_penalty_ce_loss)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_edge_cases(mode):
     logits, target = R.random_case(mode, 2, 0)
-    shape = target.shape
-    empty = np.zeros(shape, dtype=target.dtype)
-    full = np.ones(shape, dtype=target.dtype) if mode != "multiclass" else np.full(shape, 2)
     x64 = torch.from_numpy(logits)
-    for t in (empty, full):
+    for t in R.empty_and_full(target, mode):
         # max d = 0 gives phi = 0: plain cross-entropy
         torch.testing.assert_close(
             SF.distance_penalty_ce_loss(x64, torch.from_numpy(t), mode=mode, reduction="none"),
             SF.bce_loss(x64, torch.from_numpy(t), mode=mode, reduction="none"),
             rtol=1e-12, atol=1e-12)
-    onehot = R.Inputs(logits, target, mode=mode).t
-    for magnitude, dtype in ((50.0, torch.float32), (10.0, torch.float16)):
-        for sign in (1.0, -1.0):
-            xs = torch.from_numpy(sign * magnitude * (2 * onehot - 1)).to(dtype)
-            xs.requires_grad_(True)
-            value = SF.distance_penalty_ce_loss(xs, torch.from_numpy(target), mode=mode)
-            value.backward()
-            assert torch.isfinite(value) and torch.isfinite(xs.grad).all()
-            assert (value.item() < 1e-3) if sign > 0 else (value.item() > 5.0)
-    x = x64.clone().requires_grad_(True)
-    value = SF.distance_penalty_ce_loss(x, torch.from_numpy(target),
-                                        torch.zeros(2, 7, 9, dtype=torch.bool), mode=mode)
-    value.backward()
-    assert value.item() == 0.0 and torch.all(x.grad == 0)
+    R.check_saturated(SF.distance_penalty_ce_loss, logits, target, mode, perfect_below=1e-3,
+                      wrong_above=5.0)
+    R.check_all_masked(SF.distance_penalty_ce_loss, logits, target, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -127,23 +104,15 @@ def test_gradient_treats_the_map_as_constant(mode):
     d_max = np.where(inp.valid, d, 0).reshape(*d.shape[:2], -1).max(-1)
     phi = 1.0 - d / np.maximum(d_max, 1e-12).reshape(*d.shape[:2], 1, 1, 1)
     phi = np.where(d_max.reshape(*d.shape[:2], 1, 1, 1) > 0, phi, 0.0)
-    t = torch.from_numpy(inp.t)
     if mode == "multiclass":
         phi = (inp.t * phi).sum(1, keepdims=True)
-    phi_t = torch.from_numpy(phi)
-    x = torch.from_numpy(logits).requires_grad_(True)
-    SF.distance_penalty_ce_loss(x, torch.from_numpy(target), torch.from_numpy(mask),
-                                reduction="sum", **kw).backward()
-    x2 = torch.from_numpy(logits).requires_grad_(True)
-    if mode == "multiclass":
-        ce = -(t * torch.log_softmax(x2, 1)).sum(1, keepdim=True)
-        valid = torch.from_numpy(inp.valid[:, :1]).double()
-    else:
-        ce = torch.nn.functional.binary_cross_entropy_with_logits(x2, t, reduction="none")
-        valid = torch.from_numpy(inp.valid).double()
-    per_sample = ((1 + phi_t) * ce * valid).flatten(1).sum(1) / valid.flatten(1).sum(1)
-    per_sample.sum().backward()
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-10, atol=1e-14)
+
+    def per_voxel(x):
+        ce, valid = R.torch_cross_entropy(x, inp)
+        return (1 + torch.from_numpy(phi)) * ce, valid
+
+    R.check_gradient_with_frozen_maps(SF.distance_penalty_ce_loss, logits, target, mask, kw,
+                                      per_voxel)
 
 
 def test_module_and_registry():
@@ -169,12 +138,5 @@ def test_errors():
 
 
 def test_runs_on_device(device):
-    logits, target, mask, kw = R.variant_case("multiclass", 2, 0, "mask_weights")
-    value = SF.distance_penalty_ce_loss(torch.from_numpy(logits).to(device),
-                                        torch.from_numpy(target).to(device),
-                                        torch.from_numpy(mask).to(device), reduction="none",
-                                        **kw)
-    assert value.device.type == device.type
-    np.testing.assert_allclose(
-        value.cpu().numpy(), R.distance_penalty_ce(logits, target, mask, reduction="none", **kw),
-        rtol=1e-6)
+    R.check_on_device(SF.distance_penalty_ce_loss, R.distance_penalty_ce, "multiclass", 2,
+                      "mask_weights", device)

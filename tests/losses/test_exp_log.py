@@ -10,6 +10,7 @@ import torch
 
 from seglosses import functional as SF
 from tests.reference import np_pixel as ref
+from tests.reference import scalar as S
 
 CASES = [pytest.param(*row[1:], id=row[0]) for row in ref.STANDARD_CASES]
 PARAMS = [pytest.param({}, id="default"),
@@ -25,15 +26,11 @@ def test_reference_values(mode, ndim, option, params):
                                  **kw)
 
 
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
-
-
 def test_hand_computed():
     # p = sigmoid(2, -1, 0.5, -3), t = (1, 0, 1, 0): N = 4, N_0 = N_1 = 2 -> w_0 = w_1 = sqrt 2
     logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]], dtype=torch.float64)
     target = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]], dtype=torch.float64)
-    p = [_sigmoid(v) for v in (2.0, -1.0, 0.5, -3.0)]
+    p = [S.sigmoid(v) for v in (2.0, -1.0, 0.5, -3.0)]
     dsc = (2 * (p[0] + p[2]) + 1) / (sum(p) + 2 + 1)
     p_true = [p[0], 1 - p[1], p[2], 1 - p[3]]
     cross = sum(math.sqrt(2) * (-math.log(q)) ** 0.3 for q in p_true) / 4

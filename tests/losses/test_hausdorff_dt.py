@@ -59,32 +59,17 @@ def test_hand_computed():
 @pytest.mark.parametrize("mode", MODES)
 def test_edge_cases(mode):
     logits, target = R.random_case(mode, 2, 0)
-    shape = target.shape
-    empty = np.zeros(shape, dtype=target.dtype)
-    full = np.ones(shape, dtype=target.dtype) if mode != "multiclass" else np.full(shape, 2)
-    for t in (empty, full):
+    for t in R.empty_and_full(target, mode):
         # empty or full target: d_t = 0, only the prediction's map remains
         got = SF.hausdorff_dt_loss(torch.from_numpy(logits), torch.from_numpy(t), mode=mode,
                                    reduction="none")
         want = R.hausdorff_dt(logits, t, mode=mode, reduction="none")
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
         assert (got > 0).all()
-    onehot = R.Inputs(logits, target, mode=mode).t
-    for magnitude, dtype in ((50.0, torch.float32), (10.0, torch.float16)):
-        # perfect prediction: (p - t)^2 vanishes; wrong prediction: finite and large
-        perfect = torch.from_numpy(magnitude * (2 * onehot - 1)).to(dtype).requires_grad_(True)
-        value = SF.hausdorff_dt_loss(perfect, torch.from_numpy(target), mode=mode)
-        value.backward()
-        assert value.item() < 1e-6 and torch.isfinite(perfect.grad).all()
-        wrong = (-perfect.detach()).requires_grad_(True)
-        value = SF.hausdorff_dt_loss(wrong, torch.from_numpy(target), mode=mode)
-        value.backward()
-        assert value.item() > 0.1 and torch.isfinite(wrong.grad).all()
-    x = torch.from_numpy(logits).requires_grad_(True)
-    value = SF.hausdorff_dt_loss(x, torch.from_numpy(target),
-                                 torch.zeros(2, 7, 9, dtype=torch.bool), mode=mode)
-    value.backward()
-    assert value.item() == 0.0 and torch.all(x.grad == 0)
+    # perfect prediction: (p - t)^2 vanishes; wrong prediction: finite and large
+    R.check_saturated(SF.hausdorff_dt_loss, logits, target, mode, perfect_below=1e-6,
+                      wrong_above=0.1)
+    R.check_all_masked(SF.hausdorff_dt_loss, logits, target, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -95,28 +80,18 @@ def test_gradient_treats_the_maps_as_constant(mode):
     d_t = R._per_item(R.dist_to_boundary, inp.t > 0.5, inp.valid)
     d_p = R._per_item(R.dist_to_boundary, inp.predicted(), inp.valid)
     weight = torch.from_numpy(d_t ** 2 + d_p ** 2)
-    x = torch.from_numpy(logits).requires_grad_(True)
-    SF.hausdorff_dt_loss(x, torch.from_numpy(target), torch.from_numpy(mask), reduction="sum",
-                         **kw).backward()
-    x2 = torch.from_numpy(logits).requires_grad_(True)
-    p = torch.softmax(x2, 1) if mode == "multiclass" else torch.sigmoid(x2)
-    valid = torch.from_numpy(inp.valid).double()
-    t = torch.from_numpy(inp.t)
-    per_sample = ((p - t) ** 2 * weight * valid).flatten(1).sum(1) / valid.flatten(1).sum(1)
-    per_sample.sum().backward()
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-10, atol=1e-14)
+
+    def per_voxel(x):
+        p = torch.softmax(x, 1) if mode == "multiclass" else torch.sigmoid(x)
+        t = torch.from_numpy(inp.t)
+        return (p - t) ** 2 * weight, torch.from_numpy(inp.valid).double()
+
+    R.check_gradient_with_frozen_maps(SF.hausdorff_dt_loss, logits, target, mask, kw, per_voxel)
 
 
 def test_multiclass_two_classes_equals_binary():
-    logits, target = R.random_case("binary", 3, 3)
-    two = np.concatenate([np.zeros_like(logits), logits], axis=1)
-    labels = torch.from_numpy(target[:, 0].astype(np.int64))
-    binary = SF.hausdorff_dt_loss(torch.from_numpy(logits), torch.from_numpy(target),
-                                  reduction="none")
-    for include_background in (True, False):
-        multi = SF.hausdorff_dt_loss(torch.from_numpy(two), labels, reduction="none",
-                                     include_background=include_background)
-        torch.testing.assert_close(multi, binary, rtol=1e-12, atol=1e-12)
+    R.check_two_classes_equal_binary(SF.hausdorff_dt_loss, include_background=(True, False),
+                                     ndim=3)
 
 
 def test_multiclass_prediction_is_the_argmax_class():
@@ -231,11 +206,4 @@ def test_errors():
 
 
 def test_runs_on_device(device):
-    logits, target, mask, kw = R.variant_case("multilabel", 3, 0, "mask")
-    value = SF.hausdorff_dt_loss(torch.from_numpy(logits).to(device),
-                                 torch.from_numpy(target).to(device),
-                                 torch.from_numpy(mask).to(device), reduction="none", **kw)
-    assert value.device.type == device.type
-    np.testing.assert_allclose(value.cpu().numpy(),
-                               R.hausdorff_dt(logits, target, mask, reduction="none", **kw),
-                               rtol=1e-6)
+    R.check_on_device(SF.hausdorff_dt_loss, R.hausdorff_dt, "multilabel", 3, "mask", device)

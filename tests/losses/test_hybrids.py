@@ -17,21 +17,9 @@ from seglosses.functional import (
     ssim_loss,
     unet3p_hybrid_loss,
 )
-from tests.reference.np_ssim import hybrid_loss_np
+from tests.reference.np_ssim import hybrid_loss_np, make_case
 
 FUNCTIONS = {"unet3p": unet3p_hybrid_loss, "basnet": basnet_hybrid_loss}
-
-
-def make_case(mode, spatial, batch=2, channels=3, seed=0, scale=2.0):
-    g = torch.Generator().manual_seed(seed)
-    c = 1 if mode == "binary" else channels
-    logits = torch.randn(batch, c, *spatial, generator=g, dtype=torch.float64) * scale
-    if mode == "multiclass":
-        target = torch.randint(0, c, (batch, *spatial), generator=g)
-    else:
-        target = (torch.rand(batch, c, *spatial, generator=g) > 0.5).double()
-    mask = torch.rand(batch, 1, *spatial, generator=g) > 0.3
-    return logits, target, mask
 
 
 CASES = [

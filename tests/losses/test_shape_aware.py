@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -12,12 +10,9 @@ import seglosses
 from seglosses import functional as SF
 from seglosses.losses._distance import boundary_voxels
 from tests.reference import np_boundary as R
+from tests.reference import scalar as S
 
 MODES = ["binary", "multilabel", "multiclass"]
-
-
-def _bce(x: float, t: float) -> float:
-    return -(t * math.log(1 / (1 + math.exp(-x))) + (1 - t) * math.log(1 / (1 + math.exp(x))))
 
 
 @pytest.mark.parametrize("variant", R.VARIANTS)
@@ -44,7 +39,7 @@ def test_hand_computed():
     x = [2.0, 2.0, 2.0, 2.0, -2.0]
     t = [1.0, 1.0, 1.0, 0.0, 0.0]
     e = [3.0, 0.0, 0.0, 1.0, 0.0]
-    expected = sum((1 + e[i]) * _bce(x[i], t[i]) for i in range(5)) / 5
+    expected = sum((1 + e[i]) * S.bce(x[i], t[i]) for i in range(5)) / 5
     value = SF.shape_aware_loss(torch.tensor([[x]]), torch.tensor([[t]]))
     torch.testing.assert_close(value, torch.tensor(expected))
     # the docstring example, 2x3: target column 0, predicted region {(0,0), (1,0), (0,2),
@@ -53,7 +48,7 @@ def test_hand_computed():
     x2 = [[2.0, -1.0, 0.5], [0.5, -3.0, 1.0]]
     t2 = [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
     e2 = [[1.0, 0.0, 2.0], [1.0, 0.0, 2.0]]
-    expected = sum((1 + e2[i][j]) * _bce(x2[i][j], t2[i][j]) for i in range(2)
+    expected = sum((1 + e2[i][j]) * S.bce(x2[i][j], t2[i][j]) for i in range(2)
                    for j in range(3)) / 6
     value = SF.shape_aware_loss(torch.tensor([[x2]]), torch.tensor([[t2]]))
     torch.testing.assert_close(value, torch.tensor(expected))
@@ -88,43 +83,22 @@ def test_contour_matches_scipy_erosion(ndim):
 
 
 def test_multiclass_two_classes_without_background_equals_binary():
-    logits, target = R.random_case("binary", 2, 3)
-    two = np.concatenate([np.zeros_like(logits), logits], axis=1)
-    labels = torch.from_numpy(target[:, 0].astype(np.int64))
-    binary = SF.shape_aware_loss(torch.from_numpy(logits), torch.from_numpy(target),
-                                 reduction="none")
-    multi = SF.shape_aware_loss(torch.from_numpy(two), labels, reduction="none",
-                                include_background=False)
-    torch.testing.assert_close(multi, binary, rtol=1e-12, atol=1e-12)
+    R.check_two_classes_equal_binary(SF.shape_aware_loss, include_background=(False,))
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_edge_cases(mode):
     logits, target = R.random_case(mode, 2, 0)
-    shape = target.shape
-    empty = np.zeros(shape, dtype=target.dtype)
-    full = np.ones(shape, dtype=target.dtype) if mode != "multiclass" else np.full(shape, 2)
     x64 = torch.from_numpy(logits)
-    for t in (empty, full):
+    for t in R.empty_and_full(target, mode):
         # empty or full target: d_t = 0, so E = 0 and the loss is plain cross-entropy
         torch.testing.assert_close(
             SF.shape_aware_loss(x64, torch.from_numpy(t), mode=mode, reduction="none"),
             SF.bce_loss(x64, torch.from_numpy(t), mode=mode, reduction="none"),
             rtol=1e-12, atol=1e-12)
-    onehot = R.Inputs(logits, target, mode=mode).t
-    for magnitude, dtype in ((50.0, torch.float32), (10.0, torch.float16)):
-        for sign in (1.0, -1.0):
-            xs = torch.from_numpy(sign * magnitude * (2 * onehot - 1)).to(dtype)
-            xs.requires_grad_(True)
-            value = SF.shape_aware_loss(xs, torch.from_numpy(target), mode=mode)
-            value.backward()
-            assert torch.isfinite(value) and torch.isfinite(xs.grad).all()
-            assert (value.item() < 1e-3) if sign > 0 else (value.item() > 5.0)
-    x = x64.clone().requires_grad_(True)
-    value = SF.shape_aware_loss(x, torch.from_numpy(target),
-                                torch.zeros(2, 1, 7, 9, dtype=torch.bool), mode=mode)
-    value.backward()
-    assert value.item() == 0.0 and torch.all(x.grad == 0)
+    R.check_saturated(SF.shape_aware_loss, logits, target, mode, perfect_below=1e-3,
+                      wrong_above=5.0)
+    R.check_all_masked(SF.shape_aware_loss, logits, target, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -137,22 +111,14 @@ def test_gradient_treats_the_map_as_constant(mode):
     edge = np.stack([np.stack([R.predicted_boundary(region[b, c], inp.valid[b, c])
                                for c in range(d.shape[1])]) for b in range(d.shape[0])])
     e = np.where(edge, d, 0.0)
-    t = torch.from_numpy(inp.t)
-    x = torch.from_numpy(logits).requires_grad_(True)
-    SF.shape_aware_loss(x, torch.from_numpy(target), torch.from_numpy(mask), reduction="sum",
-                        **kw).backward()
-    x2 = torch.from_numpy(logits).requires_grad_(True)
     if mode == "multiclass":
         e = e.sum(1, keepdims=True)
-        ce = -(t * torch.log_softmax(x2, 1)).sum(1, keepdim=True)
-        valid = torch.from_numpy(inp.valid[:, :1]).double()
-    else:
-        ce = torch.nn.functional.binary_cross_entropy_with_logits(x2, t, reduction="none")
-        valid = torch.from_numpy(inp.valid).double()
-    per_sample = ((1 + torch.from_numpy(e)) * ce * valid).flatten(1).sum(1) / \
-        valid.flatten(1).sum(1)
-    per_sample.sum().backward()
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-10, atol=1e-14)
+
+    def per_voxel(x):
+        ce, valid = R.torch_cross_entropy(x, inp)
+        return (1 + torch.from_numpy(e)) * ce, valid
+
+    R.check_gradient_with_frozen_maps(SF.shape_aware_loss, logits, target, mask, kw, per_voxel)
 
 
 def test_module_and_registry():
@@ -175,11 +141,4 @@ def test_errors():
 
 
 def test_runs_on_device(device):
-    logits, target, mask, kw = R.variant_case("binary", 3, 0, "mask")
-    value = SF.shape_aware_loss(torch.from_numpy(logits).to(device),
-                                torch.from_numpy(target).to(device),
-                                torch.from_numpy(mask).to(device), reduction="none", **kw)
-    assert value.device.type == device.type
-    np.testing.assert_allclose(value.cpu().numpy(),
-                               R.shape_aware(logits, target, mask, reduction="none", **kw),
-                               rtol=1e-6)
+    R.check_on_device(SF.shape_aware_loss, R.shape_aware, "binary", 3, "mask", device)

@@ -10,6 +10,7 @@ import torch
 
 from seglosses import functional as SF
 from tests.reference import np_pixel as ref
+from tests.reference import scalar as S
 
 CASES = [pytest.param(*row[1:], id=row[0]) for row in ref.STANDARD_CASES]
 
@@ -21,21 +22,17 @@ def test_reference_values(mode, ndim, option, k):
     ref.assert_matches_reference(SF.topk_ce_loss, ref.topk_ce, logits, target, mask, k=k, **kw)
 
 
-def _softplus(x: float) -> float:
-    return math.log1p(math.exp(x))
-
-
 def test_hand_computed():
     # per-voxel CE: softplus(-2), softplus(-1), softplus(-0.5), softplus(-3) for t = (1, 0, 1, 0)
     # (0.127, 0.313, 0.474, 0.049); k = 0.5 keeps the two largest, 0.474 and 0.313
     logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]], dtype=torch.float64)
     target = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]], dtype=torch.float64)
-    expected = (_softplus(-0.5) + _softplus(-1.0)) / 2
+    expected = (S.softplus(-0.5) + S.softplus(-1.0)) / 2
     assert SF.topk_ce_loss(logits, target, k=0.5).item() == pytest.approx(expected, rel=1e-12)
     # ceil(0.3 * 4) = 2 as well; k = 0.1 keeps at least one voxel
     assert SF.topk_ce_loss(logits, target, k=0.3).item() == pytest.approx(expected, rel=1e-12)
     assert SF.topk_ce_loss(logits, target, k=0.1).item() == \
-        pytest.approx(_softplus(-0.5), rel=1e-12)
+        pytest.approx(S.softplus(-0.5), rel=1e-12)
 
 
 def test_selection_size_ignores_float_noise():

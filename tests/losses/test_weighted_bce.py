@@ -10,6 +10,7 @@ import torch
 import seglosses
 from seglosses import functional as SF
 from tests.reference import np_pixel as ref
+from tests.reference import scalar as S
 
 CASES = [pytest.param(*row[1:], id=row[0]) for row in ref.STANDARD_CASES]
 
@@ -22,21 +23,17 @@ def test_reference_values(mode, ndim, option, beta):
                                  beta=beta, **kw)
 
 
-def _softplus(x: float) -> float:
-    return math.log1p(math.exp(x))
-
-
 def test_hand_computed():
     # p = sigmoid(2, -1, 0.5, -3), t = (1, 0, 1, 0); -log p = softplus(-x), -log(1-p) = softplus(x)
     logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]], dtype=torch.float64)
     target = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]], dtype=torch.float64)
-    pos = _softplus(-2.0) + _softplus(-0.5)
-    neg = _softplus(-1.0) + _softplus(-3.0)
+    pos = S.softplus(-2.0) + S.softplus(-0.5)
+    neg = S.softplus(-1.0) + S.softplus(-3.0)
     assert SF.weighted_bce_loss(logits, target, beta=3.0).item() == \
         pytest.approx((3 * pos + neg) / 4, rel=1e-12)
     # automatic beta: one positive among four voxels gives beta = 3
     t1 = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]], dtype=torch.float64)
-    expected = (3 * _softplus(-2.0) + _softplus(-1.0) + _softplus(0.5) + _softplus(-3.0)) / 4
+    expected = (3 * S.softplus(-2.0) + S.softplus(-1.0) + S.softplus(0.5) + S.softplus(-3.0)) / 4
     assert SF.weighted_bce_loss(logits, t1).item() == pytest.approx(expected, rel=1e-12)
 
 

@@ -388,3 +388,114 @@ def check_reduction_against_reference(fn, ref, mode, ndim, seed, reduction, rtol
              reduction=reduction, **kw)
     want = ref(logits, target, mask, reduction=reduction, **kw)
     np.testing.assert_allclose(got.item(), want, rtol=rtol)
+
+
+# --------------------------------------------------------------------------- shared checks
+
+
+def _tensor(x):
+    import torch
+
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+
+
+def empty_and_full(target: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """An all-background and an all-foreground target of ``target``'s shape and dtype
+    (multiclass: all label 0 and all label 2)."""
+    empty = np.zeros(target.shape, dtype=target.dtype)
+    full = np.full(target.shape, 2 if mode == "multiclass" else 1, dtype=target.dtype)
+    return empty, full
+
+
+def check_all_masked(loss_fn, logits, target, mode: str) -> None:
+    """With every voxel masked out the loss is 0 and every logit gets a zero gradient."""
+    import torch
+
+    x = _tensor(logits).clone().requires_grad_(True)
+    mask = torch.zeros(x.shape[0], 1, *x.shape[2:], dtype=torch.bool)
+    value = loss_fn(x, _tensor(target), mask, mode=mode)
+    value.backward()
+    assert value.item() == 0.0
+    assert torch.all(x.grad == 0)
+
+
+def check_saturated(loss_fn, logits, target, mode: str, *, perfect_below: float | None = None,
+                    wrong_above: float | None = None,
+                    settings=((50.0, "float32"), (10.0, "float16"))) -> None:
+    """Saturated perfect and totally wrong logits (``±magnitude`` in ``dtype``) give a finite
+    value and gradient; optionally the perfect one a value below ``perfect_below`` and the
+    wrong one a value above ``wrong_above``."""
+    import torch
+
+    onehot = Inputs(logits, target, mode=mode).t
+    for magnitude, dtype in settings:
+        for sign, bound in ((1.0, perfect_below), (-1.0, wrong_above)):
+            x = torch.from_numpy(sign * magnitude * (2 * onehot - 1)).to(getattr(torch, dtype))
+            x.requires_grad_(True)
+            value = loss_fn(x, _tensor(target), mode=mode)
+            value.backward()
+            what = f"{'perfect' if sign > 0 else 'wrong'} logits ±{magnitude} in {dtype}"
+            assert torch.isfinite(value), what
+            assert torch.isfinite(x.grad).all(), what
+            if bound is not None:
+                assert (value.item() < bound) if sign > 0 else (value.item() > bound), \
+                    f"{what}: {value.item()}"
+
+
+def torch_cross_entropy(x, inp: Inputs):
+    """Per-voxel CE of logits ``x`` (torch, for gradient checks) against ``inp.t``, with the
+    valid map it is averaged over: (B, C, *S) in binary/multilabel, (B, 1, *S) multiclass."""
+    import torch
+
+    t = torch.from_numpy(inp.t)
+    if inp.mode == "multiclass":
+        ce = -(t * torch.log_softmax(x, 1)).sum(1, keepdim=True)
+        return ce, torch.from_numpy(inp.valid[:, :1]).double()
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="none")
+    return ce, torch.from_numpy(inp.valid).double()
+
+
+def check_gradient_with_frozen_maps(loss_fn, logits, target, mask, kwargs: dict,
+                                    per_voxel) -> None:
+    """The gradient of ``loss_fn(..., reduction="sum")`` equals autograd through the formula
+    with its distance maps held constant.
+
+    ``per_voxel(x)`` restates the loss in torch from logits ``x``, with the maps taken from
+    this module as constants, and returns ``(terms, valid)``: each sample's loss is the mean
+    of ``terms`` over ``valid``.
+    """
+    import torch
+
+    x = torch.from_numpy(logits).requires_grad_(True)
+    loss_fn(x, _tensor(target), _tensor(mask), reduction="sum", **kwargs).backward()
+    x2 = torch.from_numpy(logits).requires_grad_(True)
+    terms, valid = per_voxel(x2)
+    per_sample = (terms * valid).flatten(1).sum(1) / valid.flatten(1).sum(1)
+    per_sample.sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-10, atol=1e-14)
+
+
+def check_two_classes_equal_binary(loss_fn, include_background=(True,), ndim: int = 2) -> None:
+    """Multiclass on logits ``(0, x)`` with labels ``t`` equals binary on logit ``x``: the
+    softmax of ``(0, x)`` gives class 1 the probability sigmoid(x)."""
+    import torch
+
+    logits, target = random_case("binary", ndim, 3)
+    two = np.concatenate([np.zeros_like(logits), logits], axis=1)
+    labels = torch.from_numpy(target[:, 0].astype(np.int64))
+    binary = loss_fn(torch.from_numpy(logits), torch.from_numpy(target), reduction="none")
+    for background in include_background:
+        multi = loss_fn(torch.from_numpy(two), labels, reduction="none",
+                        include_background=background)
+        torch.testing.assert_close(multi, binary, rtol=1e-12, atol=1e-12)
+
+
+def check_on_device(loss_fn, reference_fn, mode: str, ndim: int, variant: str, device) -> None:
+    """``loss_fn`` on ``device`` returns its result there, equal to the reference."""
+    logits, target, mask, kwargs = variant_case(mode, ndim, 0, variant)
+    value = loss_fn(_tensor(logits).to(device), _tensor(target).to(device),
+                    _tensor(mask).to(device), reduction="none", **kwargs)
+    assert value.device.type == device.type
+    np.testing.assert_allclose(value.cpu().numpy(),
+                               reference_fn(logits, target, mask, reduction="none", **kwargs),
+                               rtol=1e-6)

@@ -286,3 +286,29 @@ def hybrid_loss_np(kind, logits, target, mask=None, *, mode, reduction="mean",
     jac = jaccard_np(logits, target, mask, smooth=jaccard_smooth,
                      include_background=include_background, **common)
     return _reduce(lambda_pixel * pixel + lambda_ssim * ssim + lambda_jaccard * jac, reduction)
+
+
+# --------------------------------------------------------------------------- test inputs
+
+
+def make_case(mode: str, spatial: tuple[int, ...], batch: int = 2, channels: int = 3,
+              seed: int = 0, scale: float = 2.0, soft: bool = False):
+    """Seeded torch inputs for the SSIM-family tests: ``(logits, target, mask)``.
+
+    float64 (B, C, *S) logits (C = 1 for binary) scaled by ``scale``; int64 (B, *S) labels
+    (multiclass) or a float64 (B, C, *S) target, hard {0, 1} unless ``soft``; a boolean
+    (B, 1, *S) mask keeping about 70% of the voxels.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    c = 1 if mode == "binary" else channels
+    logits = torch.randn(batch, c, *spatial, generator=g, dtype=torch.float64) * scale
+    if mode == "multiclass":
+        target = torch.randint(0, c, (batch, *spatial), generator=g)
+    else:
+        target = torch.rand(batch, c, *spatial, generator=g, dtype=torch.float64)
+        if not soft:
+            target = (target > 0.5).double()
+    mask = torch.rand(batch, 1, *spatial, generator=g) > 0.3
+    return logits, target, mask

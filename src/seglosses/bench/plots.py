@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .._validation import check_number
+
 METRIC_LABELS = {
     "dice": "Dice", "sensitivity": "Sensitivity", "specificity": "Specificity",
     "hd95": "HD95",
@@ -196,8 +198,7 @@ def loss_profile(name: str, *, foreground: float = 0.25, size: int = 16,
     """
     import seglosses
 
-    if not 0.0 < foreground < 1.0:
-        raise ValueError(f"`foreground` must lie in (0, 1); got {foreground!r}")
+    check_number(foreground, "foreground", low=0, high=1, low_open=True, high_open=True)
     loss_fn = seglosses.get_loss(name)
     n = size * size
     n_fg = max(1, min(n - 1, round(foreground * n)))

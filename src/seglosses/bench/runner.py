@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validation import check_choice
 from .presets import BenchConfig
 
 
@@ -109,12 +110,11 @@ def case_means(cases: Sequence[CaseRecord]) -> dict[str, float]:
 
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` picks CUDA when present; ``"cuda"`` without a GPU raises ``ValueError``."""
+    check_choice(device, "device", ("auto", "cpu", "cuda"))
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was requested but no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"`device` must be one of ['auto', 'cpu', 'cuda']; got {device!r}")
     return torch.device(device)
 
 

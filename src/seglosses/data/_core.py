@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -37,6 +38,28 @@ def fail(path: str | os.PathLike[str], problem: str) -> DataError:
     """Build the :class:`DataError` for ``path``: ``"<path>: <problem>"`` on one line."""
     text = f"{os.fspath(path)}: {problem}"
     return DataError(" ".join(text.split()))
+
+
+def match_pairs(images: dict[str, Path], masks: dict[str, Path], image_hint: str,
+                mask_hint: str) -> list[tuple[str, Path, Path]]:
+    """(id, image, mask) of files indexed by id, sorted by id.
+
+    Args:
+        images: image file of each id.
+        masks: mask file of each id.
+        image_hint: where the image of an id is expected, ``{}`` standing for the id.
+        mask_hint: where the mask of an id is expected, likewise.
+
+    Raises:
+        DataError: an image without its mask or a mask without its image.
+    """
+    for key, file in images.items():
+        if key not in masks:
+            raise fail(file, f"no matching mask {mask_hint.format(key)}")
+    for key, file in masks.items():
+        if key not in images:
+            raise fail(file, f"no matching image {image_hint.format(key)}")
+    return [(key, images[key], masks[key]) for key in sorted(images)]
 
 
 @dataclass(eq=False, repr=False)

@@ -31,9 +31,7 @@ def _check_format(format: Any) -> str:
 
 
 def _check_args(image_size: Any, seed: Any, subjects: Any, slices_per_subject: Any) -> None:
-    check_int(image_size, "image_size", low=16)
-    if image_size > 2048:
-        raise ValueError(f"`image_size` must be <= 2048; got {image_size}")
+    check_int(image_size, "image_size", low=16, high=2048)
     check_int(seed, "seed", low=0)
     if subjects is not None:
         check_int(subjects, "subjects", low=3)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._core import Case, DataError, fail, quantise, robust_normalise, to_square
+from ._core import Case, DataError, fail, match_pairs, quantise, robust_normalise, to_square
 from .nifti import check_dir
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -55,13 +55,7 @@ def find_pairs(path: str | os.PathLike[str] | None) -> list[tuple[str, Path, Pat
     masks = _index(root / "masks", MASK_SUFFIXES)
     if not images and not masks:
         raise fail(root, f"no image pairs found; expected {_LAYOUT}")
-    for key, file in images.items():
-        if key not in masks:
-            raise fail(file, f"no matching mask masks/{key}.png")
-    for key, file in masks.items():
-        if key not in images:
-            raise fail(file, f"no matching image images/{key}.{{png,jpg,jpeg,tif,tiff}}")
-    return [(key, images[key], masks[key]) for key in sorted(images)]
+    return match_pairs(images, masks, "images/{}.{{png,jpg,jpeg,tif,tiff}}", "masks/{}.png")
 
 
 def _size(path: Path) -> tuple[int, int]:

@@ -19,7 +19,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._core import Case, DataError, choose_slices, fail, quantise, robust_normalise, to_square
+from ._core import (
+    Case,
+    DataError,
+    choose_slices,
+    fail,
+    match_pairs,
+    quantise,
+    robust_normalise,
+    to_square,
+)
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _LAYOUTS = (
@@ -78,13 +87,7 @@ def find_pairs(path: str | os.PathLike[str] | None) -> list[tuple[str, Path, Pat
         img_hint, mask_hint = "IMG_{}.nii[.gz]", "MASK_{}.nii[.gz]"
     if not images and not masks:
         raise fail(root, f"no NIfTI volume pairs found; expected {_LAYOUTS}")
-    for key, file in images.items():
-        if key not in masks:
-            raise fail(file, f"no matching mask {mask_hint.format(key)}")
-    for key, file in masks.items():
-        if key not in images:
-            raise fail(file, f"no matching image {img_hint.format(key)}")
-    return [(key, images[key], masks[key]) for key in sorted(images)]
+    return match_pairs(images, masks, img_hint, mask_hint)
 
 
 def _index(folder: Path, prefix: str) -> dict[str, Path]:

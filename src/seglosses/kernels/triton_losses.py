@@ -597,90 +597,60 @@ def _row_grads(grads: tuple[Tensor | None, ...], rows: int, dtype: torch.dtype,
 # ---------------------------------------------------------------------------------------------
 
 
-class _SigmoidStats(torch.autograd.Function):
+def _stats_launch(softmax: bool, x: Tensor, t: Tensor, w: Tensor | None,
+                  w_div: int) -> tuple[tuple[int], tuple[int, ...], dict[str, Any], int, Any]:
+    """Grid, geometry arguments, shared meta-parameters, block count and accumulation dtype of
+    the statistics kernels (sigmoid: one row of voxels per program; softmax: a channel x voxel
+    tile per program)."""
+    b, c = x.shape[:2]
+    n = _numel_spatial(x)
+    acc, acc_tl = _acc(x.dtype)
+    meta: dict[str, Any] = {"ACC": acc_tl, "HAS_W": w is not None}
+    if softmax:
+        c_pad, block, nblocks = _tile_geometry(n, c)
+        meta.update(W_PER_CHANNEL=w_div == 1, LABELS=not t.is_floating_point(), C_PAD=c_pad,
+                    BLOCK_S=block, num_warps=_warps(c_pad * block))
+        return (b * nblocks,), (n, c, nblocks), meta, nblocks, acc
+    block, nblocks = _row_geometry(n)
+    meta.update(BLOCK=block, num_warps=_warps(block))
+    return (b * c * nblocks,), (n, nblocks, w_div), meta, nblocks, acc
+
+
+class _Stats(torch.autograd.Function):
+    """``sigmoid_stats`` and ``softmax_stats``: one kernel launch forward, one backward."""
+
     @staticmethod
-    def forward(ctx: Any, x: Tensor, t: Tensor, w: Tensor | None,
-                w_div: int) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(ctx: Any, x: Tensor, t: Tensor, w: Tensor | None, w_div: int,
+                softmax: bool) -> tuple[Tensor, Tensor, Tensor]:
         b, c = x.shape[:2]
-        n = _numel_spatial(x)
-        acc, acc_tl = _acc(x.dtype)
-        block, nblocks = _row_geometry(n)
+        grid, geometry, meta, nblocks, acc = _stats_launch(softmax, x, t, w, w_div)
         part = torch.empty(3, b * c, nblocks, dtype=acc, device=x.device)
         if part.numel():
-            _sigmoid_stats_fwd_kernel[(b * c * nblocks,)](
-                x, t, w if w is not None else x, part, n, nblocks, w_div,
-                ACC=acc_tl, HAS_W=w is not None, BLOCK=block, num_warps=_warps(block))
+            kernel = _softmax_stats_fwd_kernel if softmax else _sigmoid_stats_fwd_kernel
+            kernel[grid](x, t, w if w is not None else x, part, *geometry, **meta)
         tp, sum_p, sum_t = _reduce_blocks(part, b, c)
         ctx.save_for_backward(x, t, w)
-        ctx.w_div = w_div
+        ctx.w_div, ctx.softmax = w_div, softmax
         ctx.set_materialize_grads(False)
         ctx.mark_non_differentiable(sum_t)
         return tp, sum_p, sum_t
 
     @staticmethod
     def backward(ctx: Any, g_tp: Tensor | None, g_sp: Tensor | None,
-                 g_st: Tensor | None) -> tuple[Tensor | None, None, None, None]:
-        _no_double_backward("sigmoid_stats")
+                 g_st: Tensor | None) -> tuple[Tensor | None, None, None, None, None]:
+        _no_double_backward("softmax_stats" if ctx.softmax else "sigmoid_stats")
         if (g_tp is None and g_sp is None) or not ctx.needs_input_grad[0]:
-            return None, None, None, None
+            return None, None, None, None, None
         x, t, w = ctx.saved_tensors
         b, c = x.shape[:2]
-        n = _numel_spatial(x)
-        acc, acc_tl = _acc(x.dtype)
+        grid, geometry, meta, _, acc = _stats_launch(ctx.softmax, x, t, w, ctx.w_div)
         gtp, gsp = _row_grads((g_tp, g_sp), b * c, acc, x.device)
         gx = torch.empty_like(x)
-        block, nblocks = _row_geometry(n)
         if gx.numel():
-            _sigmoid_stats_bwd_kernel[(b * c * nblocks,)](
-                x, t, w if w is not None else x, gtp, gsp, gx, n, nblocks, ctx.w_div,
-                ACC=acc_tl, HAS_W=w is not None, HAS_GTP=g_tp is not None,
-                HAS_GSP=g_sp is not None, BLOCK=block, num_warps=_warps(block))
-        return gx, None, None, None
-
-
-class _SoftmaxStats(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, t: Tensor, w: Tensor | None,
-                w_div: int) -> tuple[Tensor, Tensor, Tensor]:
-        b, c = x.shape[:2]
-        n = _numel_spatial(x)
-        acc, acc_tl = _acc(x.dtype)
-        c_pad, block, nblocks = _tile_geometry(n, c)
-        part = torch.empty(3, b * c, nblocks, dtype=acc, device=x.device)
-        if part.numel():
-            _softmax_stats_fwd_kernel[(b * nblocks,)](
-                x, t, w if w is not None else x, part, n, c, nblocks, ACC=acc_tl,
-                HAS_W=w is not None, W_PER_CHANNEL=w_div == 1,
-                LABELS=not t.is_floating_point(), C_PAD=c_pad, BLOCK_S=block,
-                num_warps=_warps(c_pad * block))
-        tp, sum_p, sum_t = _reduce_blocks(part, b, c)
-        ctx.save_for_backward(x, t, w)
-        ctx.w_div = w_div
-        ctx.set_materialize_grads(False)
-        ctx.mark_non_differentiable(sum_t)
-        return tp, sum_p, sum_t
-
-    @staticmethod
-    def backward(ctx: Any, g_tp: Tensor | None, g_sp: Tensor | None,
-                 g_st: Tensor | None) -> tuple[Tensor | None, None, None, None]:
-        _no_double_backward("softmax_stats")
-        if (g_tp is None and g_sp is None) or not ctx.needs_input_grad[0]:
-            return None, None, None, None
-        x, t, w = ctx.saved_tensors
-        b, c = x.shape[:2]
-        n = _numel_spatial(x)
-        acc, acc_tl = _acc(x.dtype)
-        gtp, gsp = _row_grads((g_tp, g_sp), b * c, acc, x.device)
-        gx = torch.empty_like(x)
-        c_pad, block, nblocks = _tile_geometry(n, c)
-        if gx.numel():
-            _softmax_stats_bwd_kernel[(b * nblocks,)](
-                x, t, w if w is not None else x, gtp, gsp, gx, n, c, nblocks, ACC=acc_tl,
-                HAS_W=w is not None, W_PER_CHANNEL=ctx.w_div == 1,
-                LABELS=not t.is_floating_point(), HAS_GTP=g_tp is not None,
-                HAS_GSP=g_sp is not None, C_PAD=c_pad, BLOCK_S=block,
-                num_warps=_warps(c_pad * block))
-        return gx, None, None, None
+            kernel = _softmax_stats_bwd_kernel if ctx.softmax else _sigmoid_stats_bwd_kernel
+            kernel[grid](x, t, w if w is not None else x, gtp, gsp, gx, *geometry,
+                         HAS_GTP=g_tp is not None, HAS_GSP=g_sp is not None, **meta)
+        return gx, None, None, None, None
 
 
 class _BinaryFocalSums(torch.autograd.Function):
@@ -799,7 +769,7 @@ def sigmoid_stats(x: Tensor, t: Tensor, w: Tensor | None = None) -> tuple[Tensor
     _check_logits(x)
     t = _check_target(t, x)
     w, w_div = _check_weight(w, x, per_channel=True)
-    return _SigmoidStats.apply(x.contiguous(), t, w, w_div)
+    return _Stats.apply(x.contiguous(), t, w, w_div, False)
 
 
 def softmax_stats(x: Tensor, t: Tensor, w: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -834,7 +804,7 @@ def softmax_stats(x: Tensor, t: Tensor, w: Tensor | None = None) -> tuple[Tensor
     _check_logits(x, min_channels=2)
     t = _check_target(t, x, labels=True)
     w, w_div = _check_weight(w, x, per_channel=True)
-    return _SoftmaxStats.apply(x.contiguous(), t, w, w_div)
+    return _Stats.apply(x.contiguous(), t, w, w_div, True)
 
 
 def binary_focal_sums(x: Tensor, t: Tensor, w: Tensor | None, pos: float | Tensor,

@@ -56,9 +56,15 @@ class SegLoss(LossArithmetic, nn.Module):
         self.include_background = include_background
         self.ignore_index = ignore_index
         if class_weights is not None:
-            cw = torch.as_tensor(class_weights, dtype=torch.float64 if isinstance(
-                class_weights, torch.Tensor) and class_weights.dtype == torch.float64
-                else torch.float32)
+            dtype = torch.float64 if isinstance(class_weights, torch.Tensor) \
+                and class_weights.dtype == torch.float64 else torch.float32
+            try:
+                cw = torch.as_tensor(class_weights, dtype=dtype)
+            except (TypeError, ValueError, RuntimeError):
+                raise TypeError(
+                    f"`class_weights` must be a sequence of numbers or a tensor; got "
+                    f"{class_weights!r}"
+                ) from None
             self.register_buffer("class_weights", cw.detach().clone())
         else:
             self.class_weights = None

@@ -33,7 +33,6 @@ derivative is ``dl/dx_k = p_k sum_c G_c - G_k``.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
@@ -42,6 +41,7 @@ from torch import Tensor
 
 from .. import kernels
 from ._prepare import Prepared, _softplus_neg_abs, binary_cross_entropy_from_logits
+from ._stats import mean_of_sums, pixel_mean
 
 Factor = float | Tensor
 
@@ -163,61 +163,37 @@ def _fusable(prep: Prepared, *factors: Factor) -> bool:
 
 
 def binary_focal_sums(prep: Prepared, *, pos: Factor = 1.0, neg: Factor = 1.0,
-                      gamma_pos: float = 0.0, gamma_neg: float = 0.0,
-                      fallback: Callable[[], Tensor]) -> Tensor:
-    """Per (sample, channel) sums of ``w l`` over the voxels, (B, C).
+                      gamma_pos: float = 0.0, gamma_neg: float = 0.0) -> Tensor | None:
+    """Per (sample, channel) sums of ``w l`` over the voxels, (B, C), from one fused node (CUDA:
+    a Triton kernel; CPU: :class:`_BinaryFocalSums`); ``None`` where no fused path applies.
 
     ``pos`` and ``neg`` are numbers or tensors of shape (B or 1, C) (or that shape followed by
-    singleton spatial dims); ``fallback`` returns the per-voxel map (B, C, *S) by the calling
-    loss's own formula, used where no fused path applies.
+    singleton spatial dims).
     """
-    if _fusable(prep, pos, neg):
-        ndim = prep.raw.dim()
-        pos_f, neg_f = _as_channel_factor(pos, ndim), _as_channel_factor(neg, ndim)
-        if kernels.use_for(prep.raw):
-            # CUDA: one fused Triton kernel forward, one backward
-            from ..kernels import triton_losses
-            pos_k, neg_k = (f.reshape(f.shape[:2]) if isinstance(f, Tensor) else f
-                            for f in (pos_f, neg_f))
-            return triton_losses.binary_focal_sums(prep.raw, prep.target, prep.weight, pos_k,
-                                                   neg_k, float(gamma_pos),
-                                                   gamma_neg=float(gamma_neg))
-        if prep.raw.device.type == "cpu":
-            p = vars(prep).get("prob")
-            return _BinaryFocalSums.apply(prep.values, prep.target, prep.weight, pos_f, neg_f,
-                                          float(gamma_pos), float(gamma_neg), p)
-    per_voxel = fallback()
-    if prep.weight is not None:
-        per_voxel = per_voxel * prep.weight
-    dims = prep.spatial_dims
-    return per_voxel.sum(dim=dims) if dims else per_voxel
-
-
-def mean_of_sums(sums: Tensor, prep: Prepared) -> Tensor:
-    """Per-sample mean over valid voxels and channels from per-channel sums (B, C), with
-    ``class_weights`` multiplying channel c: what ``pixel_mean`` of the map gives."""
-    cw = prep.class_weights
-    if cw is not None:
-        sums = sums * cw
-    # one channel: a view, not a reduction node
-    total = sums.view(-1) if sums.shape[1] == 1 else sums.sum(dim=1)
-    shape = prep.raw.shape
-    w = prep.weight
-    if w is None:
-        return total / float(prep.raw[0].numel())
-    count = w.flatten(1).sum(dim=1)
-    if w.shape[1] == 1:
-        count = count * shape[1]
-    return total / count.clamp_min(1.0)
+    if not _fusable(prep, pos, neg):
+        return None
+    ndim = prep.raw.dim()
+    pos_f, neg_f = _as_channel_factor(pos, ndim), _as_channel_factor(neg, ndim)
+    if kernels.use_for(prep.raw):
+        from ..kernels import triton_losses
+        pos_k, neg_k = (f.reshape(f.shape[:2]) if isinstance(f, Tensor) else f
+                        for f in (pos_f, neg_f))
+        return triton_losses.binary_focal_sums(prep.raw, prep.target, prep.weight, pos_k, neg_k,
+                                               float(gamma_pos), gamma_neg=float(gamma_neg))
+    if prep.raw.device.type == "cpu":
+        return _BinaryFocalSums.apply(prep.values, prep.target, prep.weight, pos_f, neg_f,
+                                      float(gamma_pos), float(gamma_neg), vars(prep).get("prob"))
+    return None
 
 
 def binary_focal_mean(prep: Prepared, *, pos: Factor = 1.0, neg: Factor = 1.0,
                       gamma_pos: float = 0.0, gamma_neg: float = 0.0,
                       fallback: Callable[[], Tensor]) -> Tensor:
     """Per-sample mean of ``l`` over valid voxels and channels, (B,) (see the module
-    docstring); ``fallback`` as for :func:`binary_focal_sums`."""
-    return mean_of_sums(binary_focal_sums(prep, pos=pos, neg=neg, gamma_pos=gamma_pos,
-                                          gamma_neg=gamma_neg, fallback=fallback), prep)
+    docstring): :func:`binary_focal_sums` where it applies, else ``pixel_mean`` of
+    ``fallback()``, the per-voxel map (B, C, *S) by the calling loss's own formula."""
+    sums = binary_focal_sums(prep, pos=pos, neg=neg, gamma_pos=gamma_pos, gamma_neg=gamma_neg)
+    return pixel_mean(fallback(), prep) if sums is None else mean_of_sums(sums, prep)
 
 
 def _softmax_value_and_grad(x: Tensor, t: Tensor, cw: Tensor | None, gamma: float,
@@ -295,10 +271,11 @@ def softmax_focal_mean(prep: Prepared, *, gamma: float,
 
     ``gamma = 0`` (the categorical cross-entropy) runs PyTorch's fused log-softmax + NLL
     (``F.cross_entropy`` takes the class indices, or the soft class probabilities, and the
-    class weights directly) on every device; ``gamma > 0`` one fused node on CPU (see the
-    module docstring). ``fallback`` returns the per-voxel map (B, 1, *S) by the calling loss's
-    own formula, used for probabilities, a target with a gradient, and the focal term off CPU
-    or under ``torch.compile``.
+    class weights directly) on every device; ``gamma > 0`` one fused node (a Triton kernel on
+    CUDA, :class:`_SoftmaxFocalSums` on CPU; see the module docstring). ``fallback`` returns
+    the per-voxel map (B, 1, *S) by the calling loss's own formula, used for probabilities, a
+    target with a gradient, and the focal term where no fused node applies (under
+    ``torch.compile``; off CPU without the Triton kernels).
     """
     w = prep.weight
     # integer labels: the one-hot target is not built unless needed (never for gamma = 0)
@@ -306,26 +283,20 @@ def softmax_focal_mean(prep: Prepared, *, gamma: float,
               and (prep.labels is not None or not prep.target.requires_grad)
               and (w is None or not w.requires_grad))
     if usable and gamma == 0.0:
-        per_voxel = F.cross_entropy(prep.values, prep.target if prep.labels is None else prep.labels,
-                                    weight=prep.class_weights, reduction="none").unsqueeze(1)
-    elif usable and kernels.use_for(prep.raw):
+        target = prep.target if prep.labels is None else prep.labels
+        per_voxel = F.cross_entropy(prep.values, target, weight=prep.class_weights,
+                                    reduction="none").unsqueeze(1)
+        return pixel_mean(per_voxel, prep)
+    if usable and kernels.use_for(prep.raw):
         from ..kernels import triton_losses
         labels_only = prep.labels is not None and "target" not in vars(prep)
         sums = triton_losses.softmax_focal_sums(prep.raw,
                                                 prep.labels if labels_only else prep.target,
                                                 w, prep.class_weights, float(gamma))
-        per_voxel = None
     elif usable and prep.raw.device.type == "cpu" and not torch.compiler.is_compiling():
         cw = None if prep.class_weights is None else \
             prep.class_weights.view(1, -1, *([1] * (prep.raw.dim() - 2)))
         sums = _SoftmaxFocalSums.apply(prep.values, prep.target, w, cw, float(gamma))
-        per_voxel = None
     else:
-        per_voxel = fallback()
-    if per_voxel is not None:
-        if w is not None:
-            per_voxel = per_voxel * w
-        sums = per_voxel.flatten(1).sum(dim=1)
-    if w is None:
-        return sums / float(math.prod(prep.raw.shape[2:]))
-    return sums / w.flatten(1).sum(dim=1).clamp_min(1.0)
+        return pixel_mean(fallback(), prep)
+    return mean_of_sums(sums.view(-1, 1), prep)

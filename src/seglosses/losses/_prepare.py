@@ -252,6 +252,14 @@ class Prepared:
         return torch.sigmoid(self.values)
 
     @cached_property
+    def prob_complement(self) -> Tensor:
+        """1 - p, accurate where p is near 1: ``sigmoid(-x)`` from binary or multilabel
+        logits (``1 - sigmoid(x)`` rounds to 0 for x above about 17 in float32)."""
+        if self.from_logits and self.mode != "multiclass":
+            return torch.sigmoid(-self.values)
+        return 1.0 - self.prob
+
+    @cached_property
     def _clamped(self) -> Tensor:
         return self.values.clamp(EPS, 1.0 - EPS)
 
@@ -316,7 +324,8 @@ def _as_weight(cw: ClassWeights, num_classes: int, channels: Sequence[int], devi
         try:
             w = torch.tensor([float(v) for v in cw], device=device, dtype=dtype)
         except (TypeError, ValueError):
-            raise TypeError(f"`class_weights` must be a sequence of numbers or a tensor; got {cw!r}")
+            raise TypeError(
+                f"`class_weights` must be a sequence of numbers or a tensor; got {cw!r}")
     if w.numel() != num_classes:
         raise ValueError(
             f"`class_weights` must hold one weight per channel, C = {num_classes}; got "

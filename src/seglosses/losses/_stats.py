@@ -138,9 +138,10 @@ class _SoftSumsFunction(torch.autograd.Function):
     """TP, sum p and sum t of :func:`soft_sums` from p, in one node with a fused backward.
 
     The forward computes TP as a batched dot product where it can (the same value as the sum of
-    the products, to rounding); ``t`` and ``w`` are constants. The gradient ``w (g_tp t + g_sp)`` is built
-    in one full-size buffer (see :func:`_sums_grad`), where autograd would allocate a product
-    and a sum of branch gradients; on CPU every fresh full-size buffer also costs page faults.
+    the products, to rounding); ``t`` and ``w`` are constants. The gradient
+    ``w (g_tp t + g_sp)`` is built in one full-size buffer (see :func:`_sums_grad`), where
+    autograd would allocate a product and a sum of branch gradients; on CPU every fresh
+    full-size buffer also costs page faults.
     """
 
     @staticmethod
@@ -273,33 +274,45 @@ def class_weight_map(prep: Prepared) -> Tensor | None:
     return prep.class_weights.view(1, -1, *([1] * len(prep.spatial_dims)))
 
 
+def mean_of_sums(sums: Tensor, prep: Prepared, class_weighted: bool = True) -> Tensor:
+    """Per-sample mean over valid voxels and channels from per-channel sums, shape (B,).
+
+    ``sums`` is (B, K): the sums over the valid voxels of a term with one entry per channel
+    (K = C; ``class_weights`` multiply channel c when ``class_weighted``) or already summed over
+    the classes (K = 1). Samples with no valid voxel give 0.
+    """
+    k = sums.shape[1]
+    if class_weighted and prep.class_weights is not None and k == prep.num_classes:
+        sums = sums * prep.class_weights
+    # one channel: a view, not a reduction node
+    total = sums.view(-1) if k == 1 else sums.sum(dim=1)
+    w = prep.weight
+    if w is None:
+        return total / float(k * math.prod(prep.raw.shape[2:]))
+    if w.shape[1] != k:  # per-channel weights with a class-summed term: any channel counts
+        w = w.amax(dim=1, keepdim=True)
+    # a (B, 1, *S) mask counts the same voxels in every channel: count it once (0/1 weights:
+    # the count is an exact integer either way)
+    count = w.flatten(1).sum(dim=1)
+    if w.shape[1] == 1:
+        count = count * k
+    return total / count.clamp_min(1.0)
+
+
 def pixel_mean(per_voxel: Tensor, prep: Prepared, class_weighted: bool = True) -> Tensor:
     """Mean of l[b, c, i] over valid voxels and channels, per sample: shape (B,).
 
     ``per_voxel`` has shape (B, C, *S) (a term per channel; ``class_weights`` multiply channel
     c when ``class_weighted``) or (B, 1, *S) (a term already summed over classes). Samples with
-    no valid voxel give 0.
+    no valid voxel give 0. The spatial sums go to :func:`mean_of_sums`, which the fused terms
+    of ``_pixel.py`` use directly.
     """
-    cw = class_weight_map(prep)
-    if class_weighted and cw is not None and per_voxel.shape[1] == prep.num_classes:
-        per_voxel = per_voxel * cw
-    shape = per_voxel.shape
-    if prep.weight is None:
-        total = per_voxel.flatten(1).sum(dim=1)
-        return total / float(per_voxel[0].numel())
-    if prep.weight.shape[1] == 1:
-        # the same voxels count in every channel: count them once, without an expanded copy
-        # (0/1 weights: the count is an exact integer either way)
-        total = (per_voxel * prep.weight).flatten(1).sum(dim=1)
-        count = prep.weight.flatten(1).sum(dim=1) * shape[1]
-        return total / count.clamp_min(1.0)
-    w = prep.weight.expand(shape) if prep.weight.shape[1] == 1 else \
-        prep.weight.expand(shape[0], prep.weight.shape[1], *shape[2:])
-    if w.shape[1] != shape[1]:  # per-channel weights with a class-summed term
-        w = w.amax(dim=1, keepdim=True)
-    total = (per_voxel * w).flatten(1).sum(dim=1)
-    count = w.flatten(1).sum(dim=1)
-    return total / count.clamp_min(1.0)
+    w = prep.weight
+    if w is not None:
+        if w.shape[1] not in (1, per_voxel.shape[1]):
+            w = w.amax(dim=1, keepdim=True)
+        per_voxel = per_voxel * w
+    return mean_of_sums(per_voxel.sum(dim=prep.spatial_dims), prep, class_weighted)
 
 
 def weighted_terms(*terms: tuple[float, Tensor]) -> Tensor:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import check_nonempty, check_number, check_same_device, check_tensor, shape_str
+from .._validation import (
+    check_nonempty,
+    check_number,
+    check_same_device,
+    check_spatial_rank,
+    check_tensor,
+    shape_str,
+)
 
 
 def binarize(x: Tensor) -> Tensor:
@@ -33,13 +40,8 @@ def check_pair(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
             f"`target` must have the shape of `pred` {shape_str(pred.shape)}; got "
             f"{shape_str(target.shape)}"
         )
-    spatial = pred.dim() - 2
-    if spatial < 1 or spatial > 3:
-        raise ValueError(
-            f"`pred` must have shape (B, C, *S) with 1 to 3 spatial dims, i.e. 3 to 5 dims; got "
-            f"{pred.dim()} dims with shape {shape_str(pred.shape)} (add the channel dim with "
-            f"`unsqueeze(1)` or use `one_hot` for label maps)"
-        )
+    check_spatial_rank(pred, "pred", hint="add the channel dim with `unsqueeze(1)` or use "
+                                          "`one_hot` for label maps")
     check_nonempty(pred, "pred")
     check_same_device(pred, "pred", target, "target")
     return binarize(pred), binarize(target)

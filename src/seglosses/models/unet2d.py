@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_choice
+from .._validation import check_choice, check_int, check_number
 
 NORMS = ("batch", "group", "none")
 UPSAMPLINGS = ("transpose", "bilinear")
@@ -72,14 +72,12 @@ class UNet2d(nn.Module):
                  width: int = 16, *, norm: str = "batch", upsampling: str = "transpose",
                  dropout: float = 0.0) -> None:
         super().__init__()
-        for name, value, low in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
-                                 ("depth", depth, 1), ("width", width, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"`{name}` must be an integer >= {low}; got {value!r}")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("depth", depth), ("width", width)):
+            check_int(value, name, low=1)
         check_choice(norm, "norm", NORMS)
         check_choice(upsampling, "upsampling", UPSAMPLINGS)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must lie in [0, 1); got {dropout!r}")
+        check_number(dropout, "dropout", low=0, high=1, high_open=True)
         self.depth = depth
         self.width = width
         chans = [width * 2**level for level in range(depth + 1)]

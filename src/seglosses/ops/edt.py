@@ -8,7 +8,7 @@ from typing import Literal, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._validation import check_choice, check_int, check_tensor, shape_str
+from .._validation import check_choice, check_int, check_spatial_rank, check_tensor, shape_str
 from . import _edt_scipy, _edt_torch
 
 Spacing = Union[float, Sequence[float], Tensor, None]
@@ -56,17 +56,9 @@ def check_spacing(spacing: Spacing, spatial_dims: int, name: str = "spacing") ->
 
 def _resolve_spatial_dims(mask: Tensor, spatial_dims: int | None) -> int:
     if spatial_dims is None:
-        nd = mask.dim() - 2
-        if nd < 1 or nd > 3:
-            raise ValueError(
-                f"`mask` must have shape (B, C, *S) with 1 to 3 spatial dims (3 to 5 dims) "
-                f"when `spatial_dims` is not given; got {mask.dim()} dims with shape "
-                f"{shape_str(mask.shape)}; pass `spatial_dims` for other layouts"
-            )
-        return nd
-    check_int(spatial_dims, "spatial_dims")
-    if spatial_dims < 1 or spatial_dims > 3:
-        raise ValueError(f"`spatial_dims` must lie in [1, 3]; got {spatial_dims}")
+        check_spatial_rank(mask, "mask", hint="pass `spatial_dims` for other layouts")
+        return mask.dim() - 2
+    check_int(spatial_dims, "spatial_dims", low=1, high=3)
     if spatial_dims > mask.dim():
         raise ValueError(
             f"`spatial_dims` ({spatial_dims}) must not exceed the number of dims of `mask`; "

@@ -7,6 +7,7 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from .._base import LossArithmetic
+from .._stats import weighted_terms
 
 
 class CompoundLoss(LossArithmetic, nn.Module):
@@ -40,11 +41,8 @@ class CompoundLoss(LossArithmetic, nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Weighted sum of the terms' values."""
-        total: Tensor | None = None
-        for w, loss in zip(self.weights, self.losses):
-            value = w * loss(logits, target, mask)
-            total = value if total is None else total + value
-        return total  # type: ignore[return-value]
+        return weighted_terms(*((w, loss(logits, target, mask))
+                                for w, loss in zip(self.weights, self.losses)))
 
     def __repr__(self) -> str:
         names = [getattr(getattr(m, "info", None), "name", type(m).__name__)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 
 from ..._registry import LossInfo, register_loss
@@ -11,21 +9,18 @@ from ..._types import ClassWeights, Mode, Reduction
 from ..._validation import check_number
 from .._base import SegLoss
 from .._filters import check_window
-from .._stats import reduce
-from ..distribution.bce import bce_loss
-from ..distribution.focal import check_focal_params, focal_loss
-from ..region.jaccard import jaccard_loss
+from .._prepare import Prepared, prepare
+from .._stats import channel_mean, reduce, weighted_terms
+from ..distribution.bce import cross_entropy_mean_stage
+from ..distribution.focal import check_focal_params, focal_mean_stage
+from ..region.jaccard import jaccard_index_stage
 from .dice_ce import check_lambdas
-from .ssim import ssim_loss
+from .ssim import ssim_per_sample_stage
 
 
-def _structure_and_region(logits: Tensor, target: Tensor, mask: Tensor | None,
-                          shared: dict[str, Any], *, window: int, sigma: float,
-                          smooth: float) -> tuple[Tensor, Tensor]:
-    """Per-sample SSIM loss and Jaccard loss, (B,) each."""
-    ssim = ssim_loss(logits, target, mask, window=window, sigma=sigma, **shared)
-    jaccard = jaccard_loss(logits, target, mask, smooth=smooth, **shared)
-    return ssim, jaccard
+def _jaccard_per_sample(prep: Prepared, *, smooth: float) -> Tensor:
+    """The soft Jaccard loss per sample, (B,): ``1 - J`` averaged over the channels used."""
+    return channel_mean(1.0 - jaccard_index_stage(prep, smooth=smooth), prep)
 
 
 def unet3p_hybrid_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,
@@ -44,8 +39,9 @@ def unet3p_hybrid_loss(logits: Tensor, target: Tensor, mask: Tensor | None = Non
     :func:`~seglosses.losses.distribution.focal.focal_loss` (``alpha``, ``gamma``),
     :func:`~seglosses.losses.compound.ssim.ssim_loss` (``window``, ``sigma``) and
     :func:`~seglosses.losses.region.jaccard.jaccard_loss` (``smooth``), each with the shared
-    parameters given here, so the value equals their weighted sum called separately. The
-    paper's structural term is multi-scale SSIM; this is the single-scale SSIM of the survey.
+    parameters given here and computed from one prepared input, so the value equals their
+    weighted sum called separately. The paper's structural term is multi-scale SSIM; this is
+    the single-scale SSIM of the survey.
 
     Args:
         alpha: focal positive-class weight in [0, 1], or ``None`` for no weighting.
@@ -77,14 +73,14 @@ def unet3p_hybrid_loss(logits: Tensor, target: Tensor, mask: Tensor | None = Non
     check_window(window)
     check_number(sigma, "sigma", low=0.0, low_open=True)
     check_number(smooth, "smooth", low=0.0)
-    shared: dict[str, Any] = dict(mode=mode, from_logits=from_logits, reduction="none",
-                                  include_background=include_background,
-                                  ignore_index=ignore_index, class_weights=class_weights)
-    focal = focal_loss(logits, target, mask, alpha=alpha, gamma=gamma, **shared)
-    ssim, jaccard = _structure_and_region(logits, target, mask, shared, window=window,
-                                          sigma=sigma, smooth=smooth)
-    total = lambda_focal * focal + lambda_ssim * ssim + lambda_jaccard * jaccard
-    return reduce(total, reduction)
+    prep = prepare(logits, target, mask, mode=mode, from_logits=from_logits,
+                   include_background=include_background, ignore_index=ignore_index,
+                   class_weights=class_weights)
+    focal = focal_mean_stage(prep, alpha=alpha, gamma=gamma)
+    ssim = ssim_per_sample_stage(prep, window=window, sigma=sigma)
+    jaccard = _jaccard_per_sample(prep, smooth=smooth)
+    return reduce(weighted_terms((lambda_focal, focal), (lambda_ssim, ssim),
+                                 (lambda_jaccard, jaccard)), reduction)
 
 
 def basnet_hybrid_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,
@@ -103,8 +99,8 @@ def basnet_hybrid_loss(logits: Tensor, target: Tensor, mask: Tensor | None = Non
     :func:`~seglosses.losses.distribution.bce.bce_loss` (categorical cross-entropy in
     multiclass mode), :func:`~seglosses.losses.compound.ssim.ssim_loss` (``window``,
     ``sigma``) and :func:`~seglosses.losses.region.jaccard.jaccard_loss` (``smooth``), each
-    with the shared parameters given here, so the value equals their weighted sum called
-    separately.
+    with the shared parameters given here and computed from one prepared input, so the value
+    equals their weighted sum called separately.
 
     Args:
         window: odd width of the SSIM Gaussian window (voxels).
@@ -133,14 +129,14 @@ def basnet_hybrid_loss(logits: Tensor, target: Tensor, mask: Tensor | None = Non
     check_window(window)
     check_number(sigma, "sigma", low=0.0, low_open=True)
     check_number(smooth, "smooth", low=0.0)
-    shared: dict[str, Any] = dict(mode=mode, from_logits=from_logits, reduction="none",
-                                  include_background=include_background,
-                                  ignore_index=ignore_index, class_weights=class_weights)
-    bce = bce_loss(logits, target, mask, **shared)
-    ssim, jaccard = _structure_and_region(logits, target, mask, shared, window=window,
-                                          sigma=sigma, smooth=smooth)
-    total = lambda_bce * bce + lambda_ssim * ssim + lambda_jaccard * jaccard
-    return reduce(total, reduction)
+    prep = prepare(logits, target, mask, mode=mode, from_logits=from_logits,
+                   include_background=include_background, ignore_index=ignore_index,
+                   class_weights=class_weights)
+    bce = cross_entropy_mean_stage(prep)
+    ssim = ssim_per_sample_stage(prep, window=window, sigma=sigma)
+    jaccard = _jaccard_per_sample(prep, smooth=smooth)
+    return reduce(weighted_terms((lambda_bce, bce), (lambda_ssim, ssim),
+                                 (lambda_jaccard, jaccard)), reduction)
 
 
 _SSIM_JACCARD_PARAMS = {

@@ -44,6 +44,14 @@ def ssim_map_stage(prep: Prepared, *, window: int, sigma: float) -> Tensor:
     return luminance * structure
 
 
+def ssim_per_sample_stage(prep: Prepared, *, window: int, sigma: float) -> Tensor:
+    """The SSIM loss per sample, (B,): ``1 - SSIM`` averaged over the valid voxels of each
+    channel, then over the channels used."""
+    ssim = ssim_map_stage(prep, window=window, sigma=sigma)
+    per_channel = weighted_sum(1.0 - ssim, prep) / valid_count(prep).clamp_min(1.0)
+    return channel_mean(per_channel, prep)
+
+
 def ssim_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode: Mode = "auto",
               from_logits: bool = True, reduction: Reduction = "mean",
               include_background: bool = True, ignore_index: int | None = None,
@@ -86,10 +94,7 @@ def ssim_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mod
     prep = prepare(logits, target, mask, mode=mode, from_logits=from_logits,
                    include_background=include_background, ignore_index=ignore_index,
                    class_weights=class_weights)
-    ssim = ssim_map_stage(prep, window=window, sigma=sigma)
-    count = valid_count(prep)
-    per_channel = weighted_sum(1.0 - ssim, prep) / count.clamp_min(1.0)
-    return reduce(channel_mean(per_channel, prep), reduction)
+    return reduce(ssim_per_sample_stage(prep, window=window, sigma=sigma), reduction)
 
 
 @register_loss(LossInfo(

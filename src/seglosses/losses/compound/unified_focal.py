@@ -90,9 +90,10 @@ def unified_focal_loss(logits: Tensor, target: Tensor, mask: Tensor | None = Non
     Compound loss of Yeung et al. 2022, asymmetric variant. Background is suppressed (focal
     factor on its cross-entropy, no exponent on its Tversky term) and the rare classes are
     enhanced (plain cross-entropy, Tversky term raised to ``1 - gamma``); ``delta > 0.5``
-    weighs false negatives and the rare classes' cross-entropy more. Binary mode uses the two classes {background,
-    foreground} (``p_bg = 1 - p``); multilabel mode treats every channel as such a binary
-    problem; multiclass mode takes class 0 as background and every other class as rare.
+    weighs false negatives and the rare classes' cross-entropy more. Binary mode uses the two
+    classes {background, foreground} (``p_bg = 1 - p``); multilabel mode treats every channel
+    as such a binary problem; multiclass mode takes class 0 as background and every other
+    class as rare.
     ``include_background=False`` drops the background's Tversky term in multiclass mode;
     ``class_weights`` weigh the classes in both terms. ``L_aF`` is a mean over valid voxels
     (and channels in multilabel mode).

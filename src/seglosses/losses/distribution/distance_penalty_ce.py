@@ -28,13 +28,14 @@ def distance_penalty_ce_loss(logits: Tensor, target: Tensor, mask: Tensor | None
         d = \mathrm{dist\_to\_boundary}(t > 0.5)
 
     Distribution-based loss of Caliva et al. 2019: voxels near the target boundary weigh up to
-    ``1 + scale``, the voxels farthest from it weigh 1. ``max d`` runs over the sample's valid
-    voxels; ``phi = 0`` where ``max d = 0`` (an empty or full target). ``CE`` is the per-voxel
-    binary cross-entropy (per channel) or, in multiclass mode, the categorical cross-entropy,
-    whose voxel takes ``phi`` of the map of its own class, ``sum_c t_c phi_c`` (for C = 2 this
-    equals binary mode). The map comes from the detached target and carries no gradient;
-    masked and ignored voxels take no part in it. ``include_background`` has no effect (as
-    in :func:`~seglosses.losses.distribution.bce.bce_loss`).
+    ``1 + scale``, the voxels farthest from it weigh 1. ``max d`` runs over the valid voxels
+    of each (sample, channel); ``phi = 0`` where ``max d = 0`` (an empty or full target).
+    ``CE`` is the per-voxel binary cross-entropy (per channel) or, in multiclass mode, the
+    categorical cross-entropy, whose voxel takes ``phi`` of the map of its own class,
+    ``sum_c t_c phi_c`` (for C = 2 this equals binary mode). The map comes from the detached
+    target and carries no gradient; masked and ignored voxels take no part in it.
+    ``include_background`` has no effect (as in
+    :func:`~seglosses.losses.distribution.bce.bce_loss`).
 
     Args:
         logits: (B, C, *S) logits (probabilities with ``from_logits=False``).

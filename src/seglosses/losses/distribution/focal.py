@@ -72,8 +72,8 @@ def focal_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mo
     ``gamma = 1``; it is ``gamma = 0``). ``alpha=None`` drops the alpha factors. In multiclass
     mode the term is ``-(1 - p_y)^gamma log p_y`` for a voxel of class y (soft or one-hot
     targets: the ``t_c``-weighted sum), without ``alpha``, as the specification defines it;
-    per-class weighting in multiclass mode is what ``class_weights`` is for. ``L[b]`` is the mean over valid voxels (and channels in binary/multilabel
-    mode).
+    per-class weighting in multiclass mode is what ``class_weights`` is for. ``L[b]`` is the
+    mean over valid voxels (and channels in binary/multilabel mode).
 
     Args:
         logits: (B, C, *S) logits (probabilities with ``from_logits=False``).

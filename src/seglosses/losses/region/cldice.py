@@ -79,8 +79,8 @@ def cldice_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,
     spatial dims, built from elementwise minima and maxima of shifted views (deterministic
     backward on every device). Masked and ignored voxels are set to 0 in ``p`` and ``t``
     before the skeletons are taken, so their values change nothing and get no gradient; they
-    read as background to their neighbours. ``L`` lies in [0, 1]. The minima and maxima make the loss
-    piecewise smooth, with kinks wherever two compared values are equal.
+    read as background to their neighbours. ``L`` lies in [0, 1]. The minima and maxima make
+    the loss piecewise smooth, with kinks wherever two compared values are equal.
 
     Args:
         logits: (B, C, *S) logits (probabilities with ``from_logits=False``).

@@ -17,7 +17,8 @@ def dice_score_stage(prep: Prepared, *, smooth: float, squared: bool = False,
     """Soft Dice score (2 TP + s) / (sum p + sum t + s) per (B, C), or (1, C) with ``batch``."""
     tp, sum_p, sum_t = soft_sums(prep, batch)
     if squared:
-        den = weighted_sum(prep.prob ** 2, prep, batch) + weighted_sum(prep.target ** 2, prep, batch)
+        den = (weighted_sum(prep.prob ** 2, prep, batch)
+               + weighted_sum(prep.target ** 2, prep, batch))
     else:
         den = sum_p + sum_t  # = 2 TP + FP + FN
     return (2.0 * tp + smooth) / (den + smooth)
@@ -73,4 +74,5 @@ class DiceLoss(SegLoss):
 
     def __init__(self, *, smooth: float = 1.0, squared: bool = False, batch: bool = False,
                  **shared: object) -> None:
-        super().__init__(smooth=smooth, squared=squared, batch=batch, **shared)  # type: ignore[arg-type]
+        super().__init__(smooth=smooth, squared=squared,  # type: ignore[arg-type]
+                         batch=batch, **shared)

@@ -27,8 +27,7 @@ def _class_stats(prep: Prepared) -> tuple[Tensor, Tensor, Tensor]:
             tp, sum_p, sum_t = (v[:, prep.channels] for v in (tp, sum_p, sum_t))
         return tp, sum_p, sum_t
     p, t = prep.prob, prep.target
-    q = torch.sigmoid(-prep.values) if prep.from_logits else 1.0 - p
-    p, t = torch.cat([q, p], dim=1), torch.cat([1.0 - t, t], dim=1)
+    p, t = torch.cat([prep.prob_complement, p], dim=1), torch.cat([1.0 - t, t], dim=1)
     return weighted_sum(p * t, prep), weighted_sum(p, prep), weighted_sum(t, prep)
 
 
